@@ -1,0 +1,359 @@
+"""The base stream: what every Blogger v3 request shares.
+
+Base URL and auth from the tap, `maxResults=500` + `nextPageToken` pagination, one JSON parse
+per response, Google's retry rules (3 attempts), and error messages that name the status, the
+endpoint and what to do.
+"""
+
+from __future__ import annotations
+
+import random
+import typing as t
+from urllib.parse import urlparse
+
+import msgspec
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.helpers.types import Context
+from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
+
+from tap_blogger.auth import GoogleOAuthAuthenticator
+from tap_blogger.errors import BloggerAPIError, PaginationError
+from tap_blogger.records import RecordShaper
+from tap_blogger.schemas import stream_schema
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+
+    from tap_blogger.tap import TapBlogger
+
+MAX_RESULTS = 500  # the API's cap; without maxResults a page holds 10 items
+MAX_ATTEMPTS = 3  # per request, as the source's retry rules say
+MAX_RETRY_AFTER_SECONDS = 20.0  # a larger Retry-After is capped so a run never stalls for long
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+_decode = msgspec.json.Decoder().decode
+
+
+class GoogleError(t.NamedTuple):
+    """The parts of Google's JSON error body a user needs: reason and message."""
+
+    reason: str
+    message: str
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> GoogleError:
+        try:
+            error = _decode(response.content).get("error")
+        except (msgspec.DecodeError, AttributeError):
+            error = None
+        if not isinstance(error, dict):
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            return cls("", f"non-JSON error body ({kind}, {len(response.content)} bytes)")
+        details = error.get("errors") or [{}]
+        first = details[0] if isinstance(details[0], dict) else {}
+        reason = str(first.get("reason") or error.get("status") or "")
+        return cls(reason, str(error.get("message") or first.get("message") or ""))
+
+
+class TokenRejected(RetriableAPIError):
+    """A 401 on a data call: the token is refreshed and the request retried at once."""
+
+
+def _endpoint(request: requests.PreparedRequest | None) -> str:
+    if request is None:
+        return "the Blogger API"
+    return f"{request.method} {urlparse(request.url).path}"
+
+
+def _what_to_do(status: int | None, reason: str) -> str:
+    if reason in {"dailyLimitExceeded", "quotaExceeded"}:
+        return (
+            "The Google project's daily Blogger quota is used up: rerun after the quota resets "
+            "(midnight Pacific time) or ask Google for more. State is kept, so the rerun resumes."
+        )
+    if status == 401:  # noqa: PLR2004
+        return (
+            "The credentials were not accepted: check `refresh_token`/`client_id`/"
+            "`client_secret`, or replace an expired `access_token`, or check `api_key`."
+        )
+    if status == 403:  # noqa: PLR2004
+        return (
+            "The authenticated user (or API key) may not read this resource: check `blog_ids`/"
+            "`blog_urls`, and use the blog owner's OAuth credentials for drafts, pending "
+            "comments and other non-live content."
+        )
+    if status == 404:  # noqa: PLR2004
+        return "Check that the ids in `blog_ids` / `blog_urls` exist and are spelled right."
+    if status == 400:  # noqa: PLR2004
+        return "Check the settings that shape this request (`start_date`, statuses, `labels`)."
+    return (
+        "Google is throttling or failing: rerun later. The state of the last completed run is "
+        "kept, so nothing is lost and the rerun resumes."
+    )
+
+
+def describe_failure(response: requests.Response, attempts: int) -> tuple[str, GoogleError]:
+    error = GoogleError.from_response(response)
+    detail = ", ".join(part for part in error if part)
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    message = (
+        f"Blogger API returned HTTP {response.status_code}{tries} for "
+        f"{_endpoint(response.request)}"
+        f"{f' ({detail})' if detail else ''}. {_what_to_do(response.status_code, error.reason)}"
+    )
+    return message, error
+
+
+class PageTokenPaginator(BaseAPIPaginator[t.Optional[str]]):
+    """Follows `nextPageToken` until it is absent, whatever a page's item count.
+
+    A token seen before means the API is sending the list in a circle: stop with an error
+    rather than loop (or end early and lose the rest silently).
+    """
+
+    def __init__(self, stream: BloggerStream) -> None:
+        super().__init__(None)
+        self._stream = stream
+        self._seen: set[str] = set()
+
+    def get_next(self, response: requests.Response) -> str | None:
+        token = response.blogger_body.get("nextPageToken")  # type: ignore[attr-defined]
+        if not token or self._stream.stop_paging(response.blogger_body):  # type: ignore[attr-defined]
+            return None
+        if token in self._seen:
+            raise PaginationError(
+                f"Blogger API repeated a page token on {_endpoint(response.request)} after "
+                f"{self.count} pages; stopping instead of looping. Rerun later; if it persists, "
+                "the list is inconsistent on Google's side."
+            )
+        self._seen.add(token)
+        return token
+
+    def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: ARG002
+        return True
+
+
+class BloggerStream(RESTStream[t.Optional[str]]):
+    """One Blogger v3 resource listing."""
+
+    #: Discovery-document resource the records are (User, Blog, Post, Page, Comment).
+    resource: t.ClassVar[str]
+    #: Parent ids added at the top level of every record.
+    extra_ids: t.ClassVar[tuple[str, ...]] = ()
+    #: Response key holding the records; None for endpoints that return one resource.
+    records_key: t.ClassVar[str | None] = "items"
+    paginated: t.ClassVar[bool] = True
+
+    primary_keys = ("id",)
+    # Records are converted and checked by RecordShaper in one walk; the SDK need not redo it.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    _LOG_REQUEST_METRICS = False  # the tap logs its own request totals, without URLs
+
+    def __init__(self, tap: TapBlogger) -> None:
+        super().__init__(tap, schema=stream_schema(self.resource, self.extra_ids))
+        self._shaper = RecordShaper(self.name, self.schema, self.logger)
+
+    @property
+    def tap(self) -> TapBlogger:
+        return self._tap  # type: ignore[return-value]
+
+    @property
+    def url_base(self) -> str:
+        return self.config["api_url"].rstrip("/") + "/"
+
+    @property
+    def authenticator(self) -> t.Any:
+        return self.tap.authenticator
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        return float(self.config["request_timeout"])
+
+    @property
+    def user_agent(self) -> str:  # type: ignore[override]
+        return self.tap.user_agent
+
+    def get_new_paginator(self) -> BaseAPIPaginator:
+        return PageTokenPaginator(self) if self.paginated else SinglePagePaginator()
+
+    def stop_paging(self, body: dict) -> bool:  # noqa: ARG002
+        """Whether the page just read makes further pages unnecessary (incremental streams)."""
+        return False
+
+    def list_params(self, context: Context | None) -> dict[str, t.Any]:  # noqa: ARG002
+        """Query parameters of this stream's listing besides paging."""
+        return {}
+
+    def request_pages(
+        self, path: str, params: dict[str, t.Any], context: Context | None
+    ) -> t.Iterator[dict]:
+        """Yield the parsed body of each page of a listing, requesting the next page only
+        once the previous one has been consumed (memory stays at one page)."""
+        paginator = self.get_new_paginator()
+        send = self.request_decorator(self._request)
+        url = self.url_base + path
+        while not paginator.finished:
+            page_params = dict(params)
+            if self.paginated:
+                page_params["maxResults"] = MAX_RESULTS
+                if paginator.current_value:
+                    page_params["pageToken"] = paginator.current_value
+            prepared = self.build_prepared_request(
+                method="GET", url=url, params=page_params, headers=self.http_headers
+            )
+            response = send(prepared, context)
+            yield response.blogger_body
+            paginator.advance(response)
+
+    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+        path = self.get_url(context)[len(self.url_base) :]
+        for body in self.request_pages(path, self.list_params(context), context):
+            yield from self.records_in(body)
+
+    # Requests, retries and errors
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        self.tap.count_request(self.name)
+        return super()._request(prepared_request, context)
+
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status < 300:  # noqa: PLR2004
+            try:
+                response.blogger_body = _decode(response.content)  # type: ignore[attr-defined]
+            except msgspec.DecodeError:
+                raise RetriableAPIError(
+                    f"truncated or invalid JSON body ({len(response.content)} bytes)", response
+                ) from None
+            if not isinstance(response.blogger_body, dict):  # type: ignore[attr-defined]
+                raise RetriableAPIError("JSON body is not an object", response)
+            return
+        message, error = describe_failure(response, attempts=1)
+        if status == 401 and self._may_refresh(response):  # noqa: PLR2004
+            raise TokenRejected(message, response)
+        if status in RETRY_STATUSES or (status == 403 and error.reason in RATE_LIMIT_REASONS):  # noqa: PLR2004
+            raise RetriableAPIError(message, response)
+        raise BloggerAPIError(message, status=status, reason=error.reason)
+
+    def _may_refresh(self, response: requests.Response) -> bool:
+        """One refresh and retry per request after a 401, and only with a refresh token."""
+        auth = self.authenticator
+        request = response.request
+        if not isinstance(auth, GoogleOAuthAuthenticator) or getattr(request, "reauthed", False):
+            return False
+        request.reauthed = True  # type: ignore[union-attr]
+        header = request.headers.get("Authorization", "")
+        auth.invalidate(header.removeprefix("Bearer ") or None)
+        return True
+
+    def backoff_max_tries(self) -> int:
+        return MAX_ATTEMPTS
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Exponential backoff with factor 2 from `retry_initial_delay`, or the API's
+        Retry-After (capped), or no wait at all after a refreshed token."""
+        initial = float(self.config["retry_initial_delay_seconds"])
+
+        def waits() -> t.Generator[float, t.Any, None]:
+            exc = yield  # type: ignore[misc]
+            retry = 0
+            while True:
+                delay = initial * 2**retry
+                if isinstance(exc, TokenRejected):
+                    delay = 0.0
+                elif (after := _retry_after(exc)) is not None:
+                    delay = min(after, MAX_RETRY_AFTER_SECONDS)
+                retry += 1
+                exc = yield delay
+
+        return waits()
+
+    def backoff_jitter(self, value: float) -> float:
+        return value * (1 + random.uniform(0, 0.2))  # noqa: S311
+
+    def backoff_handler(self, details: Details) -> None:
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        if response is not None:
+            cause = f"HTTP {response.status_code} ({GoogleError.from_response(response).reason})"
+            if response.ok:
+                cause = str(exc)
+            endpoint = _endpoint(response.request)
+        else:
+            cause = type(exc).__name__
+            endpoint = _endpoint(details["args"][0] if details.get("args") else None)
+        self.logger.warning(
+            "Attempt %d of %d failed for %s: %s; retrying in %.1f s.",
+            details["tries"],
+            MAX_ATTEMPTS,
+            endpoint,
+            cause,
+            details.get("wait", 0.0),
+        )
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        retrying = super().request_decorator(func)
+
+        def request(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            try:
+                return retrying(prepared_request, context)
+            except RetriableAPIError as exc:
+                response = exc.response
+                if isinstance(exc, TokenRejected) or response is None or not response.ok:
+                    attempts = MAX_ATTEMPTS if not isinstance(exc, TokenRejected) else 2
+                    if response is None:
+                        raise BloggerAPIError(str(exc)) from None
+                    message, error = describe_failure(response, attempts=attempts)
+                    raise BloggerAPIError(
+                        message, status=response.status_code, reason=error.reason
+                    ) from None
+                raise BloggerAPIError(
+                    f"Blogger API sent a {exc} for {_endpoint(prepared_request)} "
+                    f"{MAX_ATTEMPTS} times in a row. {_what_to_do(None, '')}"
+                ) from None
+            except (requests.RequestException, ConnectionResetError) as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
+                raise BloggerAPIError(
+                    f"Request to {_endpoint(prepared_request)} {kind} {MAX_ATTEMPTS} times "
+                    f"({type(exc).__name__}; timeout {self.timeout:g} s, setting "
+                    f"`request_timeout`). Check `api_url` and the network, then rerun; the "
+                    "state of the last completed run is kept."
+                ) from None
+
+        return request
+
+    # Records
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        return self.records_in(response.blogger_body)  # type: ignore[attr-defined]
+
+    def records_in(self, body: dict) -> list:
+        if self.records_key is None:
+            return [body]
+        items = body.get(self.records_key) or []
+        if not isinstance(items, list):
+            items = [items]  # RecordShaper rejects whatever this is, with a message
+        return items
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        record = self._shaper.shape(row)
+        if context and "blog_id" in self.extra_ids:
+            record["blog_id"] = context["blog_id"]
+        return record
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP-date; fall back to exponential backoff

@@ -1,0 +1,295 @@
+"""tap-blogger: settings, start-up checks and the stream list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import sys
+import threading
+import typing as t
+from collections import Counter
+from urllib.parse import urlsplit
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_blogger import streams
+from tap_blogger.auth import build_authenticator
+from tap_blogger.errors import TapBloggerError
+from tap_blogger.records import UTC, parse_timestamp
+from tap_blogger.redact import protect_secrets
+
+SECRET_SETTINGS = ("client_secret", "refresh_token", "access_token", "api_key")
+POST_STATUSES = ["live", "draft", "scheduled", "soft_trashed"]
+PAGE_STATUSES = ["live", "draft", "soft_trashed"]
+COMMENT_STATUSES = ["live", "pending", "spam", "emptied"]
+
+
+def _statuses(name: str, allowed: list[str], what: str) -> th.Property:
+    return th.Property(
+        name,
+        th.ArrayType(th.StringType(allowed_values=allowed)),
+        default=["live"],
+        description=f"{what} to extract, any of {', '.join(allowed)}. Anything beyond `live` "
+        "needs the blog owner's OAuth credentials.",
+    )
+
+
+class TapBlogger(Tap):
+    """Singer tap for the Google Blogger API v3."""
+
+    name = "tap-blogger"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."),
+        th.Property(
+            "client_secret", th.StringType, secret=True, description="OAuth2 client secret."
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            description="OAuth2 refresh token (get one with `tap-blogger-auth`).",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            description="A ready OAuth2 bearer token, instead of the three settings above. It "
+            "cannot be refreshed: runs longer than its lifetime (about an hour) fail.",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            secret=True,
+            description="Google API key: read-only access to public blogs. Needs `blog_ids` or "
+            "`blog_urls`; extracts live content only and no `users`.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://blogger.googleapis.com/v3",
+            description="Blogger API base URL. Must be https unless the host is loopback.",
+        ),
+        th.Property(
+            "token_url",
+            th.StringType,
+            default="https://oauth2.googleapis.com/token",
+            description="OAuth2 token endpoint. Must be https unless the host is loopback.",
+        ),
+        th.Property(
+            "blog_ids",
+            th.ArrayType(th.StringType),
+            description="Blog ids to extract. Default: every blog of the authenticated user.",
+        ),
+        th.Property(
+            "blog_urls",
+            th.ArrayType(th.StringType),
+            description="Blog URLs to extract (resolved with `blogs/byurl`), merged with "
+            "`blog_ids`.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="RFC 3339 date-time: posts, pages and comments published before it are "
+            "not extracted.",
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.IntegerType,
+            default=60,
+            description="Incremental runs re-read this many minutes before the bookmark, to "
+            "absorb clock skew and late writes.",
+        ),
+        _statuses("post_statuses", POST_STATUSES, "Post statuses"),
+        _statuses("page_statuses", PAGE_STATUSES, "Page statuses"),
+        _statuses("comment_statuses", COMMENT_STATUSES, "Comment statuses"),
+        th.Property(
+            "fetch_bodies",
+            th.BooleanType,
+            default=True,
+            description="Include `content` (the HTML body) of posts, pages and comments. False "
+            "makes lean runs.",
+        ),
+        th.Property(
+            "labels",
+            th.ArrayType(th.StringType),
+            description="Only posts with any of these labels (filtered by the API).",
+        ),
+        th.Property("user_agent", th.StringType, description="User-Agent header to send."),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=60,
+            description="Seconds to wait for one response before the attempt counts as failed.",
+        ),
+        th.Property(
+            "retry_initial_delay_seconds",
+            th.NumberType,
+            default=1.0,
+            description="Wait before the first retry; it doubles for the next one (3 attempts "
+            "per request in total). A Retry-After from the API wins, capped at 20 s.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._authenticator: t.Any = None
+        self._auth_lock = threading.Lock()
+        self.request_counts: Counter[str] = Counter()
+        super().__init__(*args, **kwargs)
+        protect_secrets(str(self.config.get(key) or "") for key in SECRET_SETTINGS)
+
+    # Start-up checks
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = super()._validate_config(raise_errors=False)
+        errors += config_problems(self.config, set(self.config_jsonschema["properties"]))
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Invalid tap-blogger configuration: " + " ".join(errors),
+                errors=errors,
+                schema=self.config_jsonschema,
+            )
+        return errors
+
+    @property
+    def credential_mode(self) -> str:
+        if self.config.get("refresh_token"):
+            return "oauth"
+        return "access_token" if self.config.get("access_token") else "api_key"
+
+    @property
+    def start_date(self) -> dt.datetime | None:
+        value = self.config.get("start_date")
+        return parse_setting_datetime(value) if value else None
+
+    @property
+    def user_agent(self) -> str:
+        from tap_blogger import __version__
+
+        return self.config.get("user_agent") or f"tap-blogger/{__version__}"
+
+    @property
+    def authenticator(self) -> t.Any:
+        """One authenticator for the whole run: one token request, shared by every stream."""
+        with self._auth_lock:
+            if self._authenticator is None:
+                self._authenticator = build_authenticator(
+                    self.config,
+                    timeout=float(self.config["request_timeout"]),
+                    user_agent=self.user_agent,
+                )
+            return self._authenticator
+
+    # Streams and run
+
+    def discover_streams(self) -> list[streams.BloggerStream]:
+        # Children follow their parent, so each blog's posts are read before its comments.
+        return [
+            streams.UsersStream(self),
+            streams.BlogsStream(self),
+            streams.PostsStream(self),
+            streams.PagesStream(self),
+            streams.CommentsStream(self),
+        ]
+
+    def count_request(self, stream_name: str) -> None:
+        self.request_counts[stream_name] += 1
+
+    def sync_all(self) -> None:
+        try:
+            super().sync_all()
+        finally:
+            token_requests = getattr(self._authenticator, "token_requests", 0)
+            self.logger.info(
+                "Requests made: %d (%s; token: %d).",
+                sum(self.request_counts.values()) + token_requests,
+                ", ".join(f"{k}: {v}" for k, v in sorted(self.request_counts.items())) or "none",
+                token_requests,
+            )
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+        try:
+            super().invoke(*args, **kwargs)
+        except TapBloggerError as exc:
+            cls.logger.error("tap-blogger stopped: %s", exc)  # noqa: TRY400 - the message is the point
+            sys.exit(1)
+
+
+def parse_setting_datetime(value: str) -> dt.datetime:
+    """RFC 3339 date-time; a bare date or a naive time is read as UTC."""
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        parsed = dt.datetime.fromisoformat(value.strip())
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _is_safe_url(url: str) -> bool:
+    """https, or plain http to a loopback host (decided without a DNS look-up)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def config_problems(config: t.Mapping[str, t.Any], known: set[str]) -> list[str]:
+    """Everything wrong with a config, each naming the settings to fix."""
+    problems = [
+        f"Unknown setting `{key}`; see `tap-blogger --about` for the settings."
+        for key in sorted(set(config) - known)
+    ]
+    problems += [
+        f"Setting `{key}` is an empty string; remove it or give it a value."
+        for key, value in config.items()
+        if isinstance(value, str) and not value.strip()
+    ]
+    present = {k for k, v in config.items() if isinstance(v, str) and v.strip()}
+    oauth = {"client_id", "client_secret", "refresh_token"}
+    if oauth & present and not oauth <= present:
+        missing = ", ".join(f"`{k}`" for k in sorted(oauth - present))
+        problems.append(f"OAuth2 credentials are incomplete: also set {missing}.")
+    elif not (oauth <= present or {"access_token", "api_key"} & present):
+        problems.append(
+            "No credentials: set `client_id`, `client_secret` and `refresh_token` (OAuth2), "
+            "or `access_token`, or `api_key` together with `blog_ids`/`blog_urls`."
+        )
+    if present & {"api_key"} and not present & (oauth | {"access_token"}):
+        if not (config.get("blog_ids") or config.get("blog_urls")):
+            problems.append("`api_key` reads public blogs only: also set `blog_ids` or `blog_urls`.")
+        for setting in ("post_statuses", "page_statuses", "comment_statuses"):
+            extra = sorted(set(config.get(setting) or ["live"]) - {"live"})
+            if extra:
+                problems.append(
+                    f"`{setting}` asks for {', '.join(extra)}, which needs the blog owner's "
+                    "OAuth credentials; with `api_key` only `live` can be read."
+                )
+    for setting in ("api_url", "token_url"):
+        url = config.get(setting)
+        if isinstance(url, str) and url.strip() and not _is_safe_url(url):
+            problems.append(
+                f"`{setting}` must be an https:// URL (plain http is allowed only for loopback "
+                f"hosts), got {urlsplit(url).scheme or 'no'} scheme."
+            )
+    if isinstance(start := config.get("start_date"), str) and start.strip():
+        try:
+            parse_setting_datetime(start)
+        except ValueError:
+            problems.append(
+                f"`start_date` {start!r} is not an RFC 3339 date-time "
+                "(e.g. 2024-01-31T00:00:00Z)."
+            )
+    for setting in ("lookback_minutes", "request_timeout", "retry_initial_delay_seconds"):
+        value = config.get(setting)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            problems.append(f"`{setting}` must not be negative.")
+    return problems
