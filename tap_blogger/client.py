@@ -8,8 +8,9 @@ endpoint and what to do.
 from __future__ import annotations
 
 import random
+import threading
 import typing as t
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import msgspec
 import requests
@@ -61,6 +62,10 @@ class GoogleError(t.NamedTuple):
 
 class TokenRejected(RetriableAPIError):
     """A 401 on a data call: the token is refreshed and the request retried at once."""
+
+
+def listing_key(path: str, params: dict[str, t.Any]) -> tuple[str, str]:
+    return path, urlencode(sorted(params.items()), doseq=True)
 
 
 def _endpoint(request: requests.PreparedRequest | None) -> str:
@@ -115,14 +120,16 @@ class PageTokenPaginator(BaseAPIPaginator[t.Optional[str]]):
     rather than loop (or end early and lose the rest silently).
     """
 
-    def __init__(self, stream: BloggerStream) -> None:
+    def __init__(self, stream: BloggerStream, context: Context | None = None) -> None:
         super().__init__(None)
         self._stream = stream
+        self._context = context
         self._seen: set[str] = set()
 
     def get_next(self, response: requests.Response) -> str | None:
-        token = response.blogger_body.get("nextPageToken")  # type: ignore[attr-defined]
-        if not token or self._stream.stop_paging(response.blogger_body):  # type: ignore[attr-defined]
+        body = response.blogger_body  # type: ignore[attr-defined]
+        token = body.get("nextPageToken")
+        if not token or self._stream.stop_paging(body, self._context):
             return None
         if token in self._seen:
             raise PaginationError(
@@ -154,6 +161,7 @@ class BloggerStream(RESTStream[t.Optional[str]]):
     _LOG_REQUEST_METRICS = False  # the tap logs its own request totals, without URLs
 
     def __init__(self, tap: TapBlogger) -> None:
+        self._sessions = threading.local()
         super().__init__(tap, schema=stream_schema(self.resource, self.extra_ids))
         self._shaper = RecordShaper(self.name, self.schema, self.logger)
 
@@ -177,11 +185,12 @@ class BloggerStream(RESTStream[t.Optional[str]]):
     def user_agent(self) -> str:  # type: ignore[override]
         return self.tap.user_agent
 
-    def get_new_paginator(self) -> BaseAPIPaginator:
-        return PageTokenPaginator(self) if self.paginated else SinglePagePaginator()
+    def get_new_paginator(self, context: Context | None = None) -> BaseAPIPaginator:
+        return PageTokenPaginator(self, context) if self.paginated else SinglePagePaginator()
 
-    def stop_paging(self, body: dict) -> bool:  # noqa: ARG002
-        """Whether the page just read makes further pages unnecessary (incremental streams)."""
+    def stop_paging(self, body: dict, context: Context | None) -> bool:  # noqa: ARG002
+        """Whether the page just read makes further pages unnecessary (incremental streams).
+        Decided from the page alone, so a prefetching worker decides as the sync would."""
         return False
 
     def list_params(self, context: Context | None) -> dict[str, t.Any]:  # noqa: ARG002
@@ -191,9 +200,19 @@ class BloggerStream(RESTStream[t.Optional[str]]):
     def request_pages(
         self, path: str, params: dict[str, t.Any], context: Context | None
     ) -> t.Iterator[dict]:
-        """Yield the parsed body of each page of a listing, requesting the next page only
-        once the previous one has been consumed (memory stays at one page)."""
-        paginator = self.get_new_paginator()
+        """Yield the parsed body of each page of a listing: prefetched if the listing was
+        planned ahead, else requested here, one page after the other."""
+        listing = self.tap.prefetched(listing_key(path, params))
+        if listing is not None:
+            return iter(listing)
+        return self.fetch_pages(path, params, context)
+
+    def fetch_pages(
+        self, path: str, params: dict[str, t.Any], context: Context | None
+    ) -> t.Iterator[dict]:
+        """Request a listing page by page; the next page is requested only once the previous
+        one has been consumed, so memory stays at one page."""
+        paginator = self.get_new_paginator(context)
         send = self.request_decorator(self._request)
         url = self.url_base + path
         while not paginator.finished:
@@ -209,17 +228,28 @@ class BloggerStream(RESTStream[t.Optional[str]]):
             yield response.blogger_body
             paginator.advance(response)
 
+    def listing(self, context: Context) -> tuple[str, dict[str, t.Any]]:
+        """Path and query of this stream's listing for a context."""
+        return self.get_url(context)[len(self.url_base) :], self.list_params(context)
+
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        path = self.get_url(context)[len(self.url_base) :]
-        for body in self.request_pages(path, self.list_params(context), context):
+        for body in self.request_pages(*self.listing(context), context):
             yield from self.records_in(body)
 
     # Requests, retries and errors
 
+    @property
+    def requests_session(self) -> requests.Session:
+        # One session (connection pool) per thread: prefetching workers never share one.
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        return session
+
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        self.tap.count_request(self.name)
+        self.tap.before_request(self.name)
         return super()._request(prepared_request, context)
 
     def validate_response(self, response: requests.Response) -> None:

@@ -39,6 +39,12 @@ class BlogsStream(BloggerStream):
     paginated = False  # blogs.listByUser returns every blog at once
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        # A user has few blogs: hold them, so every blog's listings can be planned at once.
+        blogs = list(self._blogs(context))
+        self.tap.plan_listings(self.child_streams, [{"blog_id": b.get("id")} for b in blogs])
+        yield from blogs
+
+    def _blogs(self, context: Context | None) -> t.Iterator[dict]:
         if not (self.config.get("blog_ids") or self.config.get("blog_urls")):
             yield from super().get_records(context)
             return
@@ -96,6 +102,8 @@ class BlogChildStream(BloggerStream):
     def lower_bound(self, context: Context | None) -> dt.datetime | None:
         """Earliest replication-key value still needed: the bookmark minus the lookback
         window (late writes, clock skew), never before `start_date`."""
+        if self.replication_key is None:
+            return None
         start = self.get_starting_timestamp(context)
         if start is None:
             return None
@@ -131,16 +139,19 @@ class PostsStream(BlogChildStream):
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        self._bound = self.lower_bound(context)
-        self._reached_bound = False
+        bound = self.lower_bound(context)
         for record in super().get_records(context):
-            if self._bound is not None and _older_than(record.get("updated"), self._bound):
-                self._reached_bound = True  # everything after this is older still
-                continue
-            yield record
+            if bound is None or not _older_than(record.get("updated"), bound):
+                yield record
 
-    def stop_paging(self, body: dict) -> bool:  # noqa: ARG002
-        return self._reached_bound
+    def stop_paging(self, body: dict, context: Context | None) -> bool:
+        # Newest first: once a page reaches the bound, every later page is older still.
+        bound = self.lower_bound(context)
+        return bound is not None and any(
+            _older_than(item.get("updated"), bound)
+            for item in body.get("items") or []
+            if isinstance(item, dict)
+        )
 
 
 class PagesStream(BlogChildStream):
@@ -187,8 +198,8 @@ class CommentsStream(BlogChildStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         assert context is not None  # noqa: S101 - a child of blogs always has its blog
-        params = self.list_params(context)
-        pages = self.request_pages(self.get_url(context)[len(self.url_base) :], params, context)
+        path, params = self.listing(context)
+        pages = self.request_pages(path, params, context)
         try:
             first = next(pages)
         except BloggerAPIError as exc:
