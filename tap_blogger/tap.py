@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import ipaddress
@@ -257,13 +258,45 @@ class TapBlogger(Tap):
                 token_requests,
             )
 
+    def run_connection_test(self) -> bool:  # type: ignore[override]
+        """`--test`: the token request and one or two cheap reads, not a sync."""
+        streams_ = self.streams
+        blogs = streams_["blogs"]
+        if self.credential_mode != "api_key":
+            user = next(iter(streams_["users"].request_records(None)))
+            who = f"authenticated as {user.get('displayName') or user.get('id')}"
+        else:
+            who = "API key accepted"
+        configured = [*(self.config.get("blog_ids") or []), *(self.config.get("blog_urls") or [])]
+        if configured:
+            kind = "blog_ids" if self.config.get("blog_ids") else "blog_urls"
+            blog = blogs._fetch_blog(kind, configured[0], None)  # noqa: SLF001
+            reach = f"blog {blog.get('name')!r} ({blog.get('id')}) is readable"
+        else:
+            count = sum(1 for _ in blogs.request_records(None))
+            reach = f"{count} blog(s) readable"
+        self.logger.info("Connection test passed: %s; %s.", who, reach)
+        return True
+
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
-        try:
+        with _explained_failures():
             super().invoke(*args, **kwargs)
-        except TapBloggerError as exc:
-            cls.logger.error("tap-blogger stopped: %s", exc)  # noqa: TRY400 - the message is the point
-            sys.exit(1)
+
+    @classmethod
+    def cb_test(cls, ctx: t.Any, param: t.Any, value: t.Any) -> None:  # type: ignore[override]
+        with _explained_failures():
+            super().cb_test(ctx, param, value)
+
+
+@contextlib.contextmanager
+def _explained_failures() -> t.Iterator[None]:
+    """A failure the tap explains ends the process with its message and exit code 1."""
+    try:
+        yield
+    except TapBloggerError as exc:
+        TapBlogger.logger.error("tap-blogger stopped: %s", exc)  # noqa: TRY400 - the message is the point
+        sys.exit(1)
 
 
 def parse_setting_datetime(value: str) -> dt.datetime:
