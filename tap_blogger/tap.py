@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_blogger import streams
@@ -46,6 +47,7 @@ class TapBlogger(Tap):
     """Singer tap for the Google Blogger API v3."""
 
     name = "tap-blogger"
+    message_writer_class = MsgSpecWriter  # serialises records several times faster
 
     config_jsonschema = th.PropertiesList(
         th.Property("client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."),
