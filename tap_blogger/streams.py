@@ -135,7 +135,7 @@ class PostsStream(BlogChildStream):
         if labels := self.config.get("labels"):
             params["labels"] = ",".join(labels)
         if start_date := self.tap.start_date:
-            params["startDate"] = format_utc(start_date)
+            params["startDate"] = query_time(start_date)
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
@@ -193,7 +193,7 @@ class CommentsStream(BlogChildStream):
     def list_params(self, context: Context | None) -> dict[str, t.Any]:
         params = {**self.body_params(), **self.status_params()}
         if (bound := self.lower_bound(context)) is not None:
-            params["startDate"] = format_utc(bound)
+            params["startDate"] = query_time(bound)
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
@@ -237,6 +237,12 @@ class CommentsStream(BlogChildStream):
         if record is not None:
             record["post_id"] = (record.get("post") or {}).get("id")
         return record
+
+
+def query_time(moment: dt.datetime) -> str:
+    """A lower bound as the API's date parameters take it: whole seconds (rounded down, so
+    nothing at the bound is lost) in UTC, the plainest RFC 3339 any parser accepts."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _older_than(value: t.Any, bound: dt.datetime) -> bool:

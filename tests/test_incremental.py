@@ -122,6 +122,24 @@ def test_bookmarks_in_any_offset_compare_as_instants(fresh_tiny):
     assert emitted[None][0] and emitted[None][1]
 
 
+def test_start_date_parameters_are_plain_utc_seconds_at_or_before_the_bound(fresh_tiny):
+    emu = fresh_tiny
+    first = run_tap({**emu.oauth_config(), "start_date": "2020-01-01T00:00:00.750-08:00"})
+    assert first.returncode == 0, first.stderr[-2000:]
+    emu.requests.clear()
+    second = run_tap(emu.oauth_config(), state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    bookmarks = _bookmarks(first.last_state, "comments")
+    sent = [r for r in emu.requests if r.route == "comments.listByBlog"]
+    assert sent
+    for request in sent:
+        (value,) = request.query["startDate"]
+        moment = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        blog_id = request.path.split("/blogs/")[1].split("/")[0]
+        bound = bookmarks[blog_id] - LOOKBACK
+        assert bound - dt.timedelta(seconds=1) < moment <= bound
+
+
 def test_dst_offsets_compare_as_instants():
     # 01:30 PDT on the night clocks go back is earlier than 01:10 PST, though it sorts later.
     pdt, pst = "2024-11-03T01:30:00-07:00", "2024-11-03T01:10:00-08:00"
