@@ -37,7 +37,10 @@ MAX_RESULTS = 500  # the API's cap; without maxResults a page holds 10 items
 MAX_ATTEMPTS = 3  # per request, as the source's retry rules say
 MAX_RETRY_AFTER_SECONDS = 20.0  # a larger Retry-After is capped so a run never stalls for long
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+# 403 reasons that are throttling, not refusal: the legacy `errors[].reason` spellings and the
+# `google.rpc.ErrorInfo` one that newer Google front ends send in `details`.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+JITTER = 0.1  # at most 10% on top of each wait, so the factor between waits stays close to 2
 
 _decode = msgspec.json.Decoder().decode
 
@@ -57,10 +60,19 @@ class GoogleError(t.NamedTuple):
         if not isinstance(error, dict):
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             return cls("", f"non-JSON error body ({kind}, {len(response.content)} bytes)")
-        details = error.get("errors") or [{}]
-        first = details[0] if isinstance(details[0], dict) else {}
-        reason = str(first.get("reason") or error.get("status") or "")
-        return cls(reason, str(error.get("message") or first.get("message") or ""))
+        first = _first_dict(error.get("errors"))
+        info = _first_dict(error.get("details"), lambda d: "reason" in d)
+        reason = first.get("reason") or info.get("reason") or error.get("status") or ""
+        return cls(str(reason), str(error.get("message") or first.get("message") or ""))
+
+
+def _first_dict(
+    items: t.Any, accept: t.Callable[[dict], bool] = lambda _: True
+) -> dict[str, t.Any]:
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and accept(item):
+            return item
+    return {}
 
 
 class TokenRejected(RetriableAPIError):
@@ -308,7 +320,7 @@ class BloggerStream(RESTStream[t.Optional[str]]):
         return waits()
 
     def backoff_jitter(self, value: float) -> float:
-        return value * (1 + random.uniform(0, 0.2))  # noqa: S311
+        return value * (1 + random.uniform(0, JITTER))  # noqa: S311
 
     def backoff_handler(self, details: Details) -> None:
         exc = details.get("exception")
