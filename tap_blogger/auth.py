@@ -97,7 +97,7 @@ class GoogleOAuthAuthenticator(_SDKOAuthAuthenticator):
             except requests.RequestException as exc:
                 failure = f"could not reach it ({type(exc).__name__})"
             else:
-                if response.status_code == 200:  # noqa: PLR2004
+                if response.status_code == 200:
                     self._accept(response, started)
                     return
                 failure = _token_failure(response)
@@ -146,7 +146,7 @@ def _token_failure(response: requests.Response) -> str:
             "Cloud console (APIs & Services > Credentials). Fix both settings, then "
             f"{_HOW_TO_REAUTHORISE[0].lower()}{_HOW_TO_REAUTHORISE[1:]}"
         )
-    if response.status_code < 500 and response.status_code != 429:  # noqa: PLR2004
+    if response.status_code < 500 and response.status_code != 429:
         raise AuthError(
             f"The OAuth token endpoint refused the request (HTTP {response.status_code}"
             f"{' ' + error if error else ''}). Check `client_id`, `client_secret`, "

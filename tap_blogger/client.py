@@ -17,11 +17,11 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers._util import utc_now
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
-from singer_sdk.singerlib import RecordMessage
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
+from singer_sdk.singerlib import RecordMessage
 
 from tap_blogger.auth import GoogleOAuthAuthenticator
 from tap_blogger.errors import BloggerAPIError, PaginationError
@@ -39,7 +39,9 @@ MAX_RETRY_AFTER_SECONDS = 20.0  # a larger Retry-After is capped so a run never 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # 403 reasons that are throttling, not refusal: the legacy `errors[].reason` spellings and the
 # `google.rpc.ErrorInfo` one that newer Google front ends send in `details`.
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+RATE_LIMIT_REASONS = frozenset(
+    {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+)
 JITTER = 0.1  # at most 10% on top of each wait, so the factor between waits stays close to 2
 
 _decode = msgspec.json.Decoder().decode
@@ -95,20 +97,20 @@ def _what_to_do(status: int | None, reason: str) -> str:
             "The Google project's daily Blogger quota is used up: rerun after the quota resets "
             "(midnight Pacific time) or ask Google for more. State is kept, so the rerun resumes."
         )
-    if status == 401:  # noqa: PLR2004
+    if status == 401:
         return (
             "The credentials were not accepted: check `refresh_token`/`client_id`/"
             "`client_secret`, or replace an expired `access_token`, or check `api_key`."
         )
-    if status == 403:  # noqa: PLR2004
+    if status == 403:
         return (
             "The authenticated user (or API key) may not read this resource: check `blog_ids`/"
             "`blog_urls`, and use the blog owner's OAuth credentials for drafts, pending "
             "comments and other non-live content."
         )
-    if status == 404:  # noqa: PLR2004
+    if status == 404:
         return "Check that the ids in `blog_ids` / `blog_urls` exist and are spelled right."
-    if status == 400:  # noqa: PLR2004
+    if status == 400:
         return "Check the settings that shape this request (`start_date`, statuses, `labels`)."
     return (
         "Google is throttling or failing: rerun later. The state of the last completed run is "
@@ -128,7 +130,7 @@ def describe_failure(response: requests.Response, attempts: int) -> tuple[str, G
     return message, error
 
 
-class PageTokenPaginator(BaseAPIPaginator[t.Optional[str]]):
+class PageTokenPaginator(BaseAPIPaginator[str | None]):
     """Follows `nextPageToken` until it is absent, whatever a page's item count.
 
     A token seen before means the API is sending the list in a circle: stop with an error
@@ -155,11 +157,11 @@ class PageTokenPaginator(BaseAPIPaginator[t.Optional[str]]):
         self._seen.add(token)
         return token
 
-    def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: ARG002
+    def continue_if_empty(self, response: requests.Response) -> bool:
         return True
 
 
-class BloggerStream(RESTStream[t.Optional[str]]):
+class BloggerStream(RESTStream[str | None]):
     """One Blogger v3 resource listing."""
 
     #: Discovery-document resource the records are (User, Blog, Post, Page, Comment).
@@ -203,12 +205,12 @@ class BloggerStream(RESTStream[t.Optional[str]]):
     def get_new_paginator(self, context: Context | None = None) -> BaseAPIPaginator:
         return PageTokenPaginator(self, context) if self.paginated else SinglePagePaginator()
 
-    def stop_paging(self, body: dict, context: Context | None) -> bool:  # noqa: ARG002
+    def stop_paging(self, body: dict, context: Context | None) -> bool:
         """Whether the page just read makes further pages unnecessary (incremental streams).
         Decided from the page alone, so a prefetching worker decides as the sync would."""
         return False
 
-    def list_params(self, context: Context | None) -> dict[str, t.Any]:  # noqa: ARG002
+    def list_params(self, context: Context | None) -> dict[str, t.Any]:
         """Query parameters of this stream's listing besides paging."""
         return {}
 
@@ -269,7 +271,7 @@ class BloggerStream(RESTStream[t.Optional[str]]):
 
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
-        if status < 300:  # noqa: PLR2004
+        if status < 300:
             try:
                 response.blogger_body = _decode(response.content)  # type: ignore[attr-defined]
             except msgspec.DecodeError:
@@ -280,9 +282,9 @@ class BloggerStream(RESTStream[t.Optional[str]]):
                 raise RetriableAPIError("JSON body is not an object", response)
             return
         message, error = describe_failure(response, attempts=1)
-        if status == 401 and self._may_refresh(response):  # noqa: PLR2004
+        if status == 401 and self._may_refresh(response):
             raise TokenRejected(message, response)
-        if status in RETRY_STATUSES or (status == 403 and error.reason in RATE_LIMIT_REASONS):  # noqa: PLR2004
+        if status in RETRY_STATUSES or (status == 403 and error.reason in RATE_LIMIT_REASONS):
             raise RetriableAPIError(message, response)
         raise BloggerAPIError(message, status=status, reason=error.reason)
 
@@ -320,7 +322,7 @@ class BloggerStream(RESTStream[t.Optional[str]]):
         return waits()
 
     def backoff_jitter(self, value: float) -> float:
-        return value * (1 + random.uniform(0, JITTER))  # noqa: S311
+        return value * (1 + random.uniform(0, JITTER))
 
     def backoff_handler(self, details: Details) -> None:
         exc = details.get("exception")

@@ -66,7 +66,7 @@ class _Listing:
                 if self._cancelled.is_set():
                     return
             self._queue.put((_DONE, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as exc:  # handed to the consumer, raised there
             self._queue.put((_DONE, exc))
 
     def __iter__(self) -> t.Iterator[dict]:

@@ -16,7 +16,8 @@ from tap_blogger.errors import BadRecordError
 UTC = dt.timezone.utc
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
 )
 
 
@@ -39,7 +40,13 @@ def parse_timestamp(value: str) -> dt.datetime:
             offset = -offset
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     return dt.datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        micro,
         tzinfo=dt.timezone(offset),
     )
 

@@ -15,10 +15,10 @@ _installed = False
 
 def protect_secrets(values: t.Iterable[str]) -> None:
     """Mask these values, raw and URL-encoded, in every log record from now on."""
-    global _installed  # noqa: PLW0603 - logging's record factory is process-wide too
+    global _installed  # logging's record factory is process-wide too
     with _lock:
         for value in values:
-            if value and len(value) >= 4:  # noqa: PLR2004 - shorter strings would mask words
+            if value and len(value) >= 4:  # shorter strings would mask ordinary words
                 _secrets.update({value, quote(value, safe=""), quote_plus(value)})
         if not _installed:
             _install()
@@ -42,7 +42,7 @@ def _install() -> None:
             return record
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must still not leak
+        except Exception:  # a bad format string must still not leak
             message = f"{record.msg!s} {record.args!s}"
         record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:

@@ -69,7 +69,11 @@ class BlogsStream(BloggerStream):
             return next(self.request_pages(path, params, context))
         except BloggerAPIError as exc:
             if exc.status in {403, 404}:
-                access = "does not exist" if exc.status == 404 else "cannot be read with these credentials"  # noqa: PLR2004
+                access = (
+                    "does not exist"
+                    if exc.status == 404
+                    else "cannot be read with these credentials"
+                )
                 raise BloggerAPIError(
                     f"The blog {value!r} in `{setting}` {access}. {exc}",
                     status=exc.status,
@@ -77,7 +81,7 @@ class BlogsStream(BloggerStream):
                 ) from None
             raise
 
-    def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"blog_id": record["id"]}
 
 
@@ -112,7 +116,7 @@ class BlogChildStream(BloggerStream):
             bound = max(bound, start_date)
         return bound
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> str | None:  # noqa: ARG002
+    def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         # Same string format as the records, so the SDK's string comparison is an instant one.
         if self.replication_key is None:
             return None
@@ -197,7 +201,7 @@ class CommentsStream(BlogChildStream):
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        assert context is not None  # noqa: S101 - a child of blogs always has its blog
+        assert context is not None  # a child of blogs always has its blog
         path, params = self.listing(context)
         pages = self.request_pages(path, params, context)
         try:

@@ -50,7 +50,9 @@ class TapBlogger(Tap):
     message_writer_class = MsgSpecWriter  # serialises records several times faster
 
     config_jsonschema = th.PropertiesList(
-        th.Property("client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."),
+        th.Property(
+            "client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."
+        ),
         th.Property(
             "client_secret", th.StringType, secret=True, description="OAuth2 client secret."
         ),
@@ -234,7 +236,7 @@ class TapBlogger(Tap):
                 if not stream.selected:
                     continue
                 # The bookmark decides the query (startDate) and where paging stops.
-                stream._write_starting_replication_value(context)  # noqa: SLF001
+                stream._write_starting_replication_value(context)
                 path, params = stream.listing(context)
                 self.prefetcher.plan(
                     listing_key(path, params),
@@ -272,7 +274,7 @@ class TapBlogger(Tap):
         configured = [*(self.config.get("blog_ids") or []), *(self.config.get("blog_urls") or [])]
         if configured:
             kind = "blog_ids" if self.config.get("blog_ids") else "blog_urls"
-            blog = blogs._fetch_blog(kind, configured[0], None)  # noqa: SLF001
+            blog = blogs._fetch_blog(kind, configured[0], None)
             reach = f"blog {blog.get('name')!r} ({blog.get('id')}) is readable"
         else:
             count = sum(1 for _ in blogs.request_records(None))
@@ -297,7 +299,7 @@ def _explained_failures() -> t.Iterator[None]:
     try:
         yield
     except TapBloggerError as exc:
-        TapBlogger.logger.error("tap-blogger stopped: %s", exc)  # noqa: TRY400 - the message is the point
+        TapBlogger.logger.error("tap-blogger stopped: %s", exc)
         sys.exit(1)
 
 
@@ -348,7 +350,9 @@ def config_problems(config: t.Mapping[str, t.Any], known: set[str]) -> list[str]
         )
     if present & {"api_key"} and not present & (oauth | {"access_token"}):
         if not (config.get("blog_ids") or config.get("blog_urls")):
-            problems.append("`api_key` reads public blogs only: also set `blog_ids` or `blog_urls`.")
+            problems.append(
+                "`api_key` reads public blogs only: also set `blog_ids` or `blog_urls`."
+            )
         for setting in ("post_statuses", "page_statuses", "comment_statuses"):
             extra = sorted(set(config.get(setting) or ["live"]) - {"live"})
             if extra:
@@ -368,8 +372,7 @@ def config_problems(config: t.Mapping[str, t.Any], known: set[str]) -> list[str]
             parse_setting_datetime(start)
         except ValueError:
             problems.append(
-                f"`start_date` {start!r} is not an RFC 3339 date-time "
-                "(e.g. 2024-01-31T00:00:00Z)."
+                f"`start_date` {start!r} is not an RFC 3339 date-time (e.g. 2024-01-31T00:00:00Z)."
             )
     if isinstance(workers := config.get("max_concurrency"), int) and workers < 1:
         problems.append("`max_concurrency` must be at least 1 (1 = sequential).")

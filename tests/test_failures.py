@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import fast_retries, run_tap, tap_env
 
+
 def assert_clean_failure(result, *fragments: str) -> None:
     assert result.returncode != 0
     for fragment in fragments:
@@ -51,7 +52,9 @@ def test_a_second_401_on_the_same_request_is_fatal(fresh_tiny):
     assert fresh_tiny.counts["token"] == 2
 
 
-@pytest.mark.parametrize("kind", ["429", "500", "502", "503", "504", "403_rate", "403_user_rate", "drop", "truncate"])
+@pytest.mark.parametrize(
+    "kind", ["429", "500", "502", "503", "504", "403_rate", "403_user_rate", "drop", "truncate"]
+)
 def test_transient_failures_are_retried(fresh_tiny, kind):
     fresh_tiny.faults.add(kind, route="posts.list", times=2)
     result = run_tap(fast_retries(fresh_tiny.oauth_config()))
@@ -64,7 +67,9 @@ def test_three_attempts_then_a_clear_nonzero_exit(fresh_tiny):
     started = time.monotonic()
     result = run_tap(fresh_tiny.oauth_config())
     elapsed = time.monotonic() - started
-    assert_clean_failure(result, "HTTP 503", "after 3 attempts", "GET /v3/blogs/", "/pages", "rerun")
+    assert_clean_failure(
+        result, "HTTP 503", "after 3 attempts", "GET /v3/blogs/", "/pages", "rerun"
+    )
     assert set(attempts_per_path(fresh_tiny, "pages.list").values()) == {3}
     assert elapsed >= 3  # waited 1 s then 2 s (factor 2) between the attempts
 
@@ -171,7 +176,9 @@ def test_secrets_never_appear_in_output(fresh_tiny):
     runs = [run_tap(config, env=debug), run_tap(config, args=["--about", "--format=json"])]
     assert runs[0].returncode == 0, runs[0].stderr[-2000:]
     access_token = fresh_tiny.issued_access_tokens[-1]
-    bearer = {k: v for k, v in config.items() if k not in ("client_id", "client_secret", "refresh_token")}
+    bearer = {
+        k: v for k, v in config.items() if k not in ("client_id", "client_secret", "refresh_token")
+    }
     runs.append(run_tap({**bearer, "access_token": access_token}, env=debug))
     fresh_tiny.faults.always("drop", route="posts.list")  # the failing URL carries the API key
     runs.append(run_tap(fast_retries(fresh_tiny.api_key_config()), env=debug))

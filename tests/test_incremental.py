@@ -44,7 +44,9 @@ def test_second_run_emits_changes_and_new_comments_on_old_posts(fresh_default):
     blog_id = _biggest_blog(emu)
     oldest = sorted(emu.dataset.truth("posts", blog_ids=[blog_id]), key=lambda p: p["updated"])
     oldest.sort(key=lambda p: parse_timestamp(p["updated"]))
-    updated = [emu.dataset.update_post(blog_id, p["id"], title=f"Edited {p['id']}") for p in oldest[:5]]
+    updated = [
+        emu.dataset.update_post(blog_id, p["id"], title=f"Edited {p['id']}") for p in oldest[:5]
+    ]
     added = [emu.dataset.add_post(blog_id) for _ in range(4)]
     commented = [p for p in oldest[5:40] if p["replies"]["totalItems"] != "0"][:3] + oldest[40:43]
     comments = [emu.dataset.add_comment(blog_id, p["id"]) for p in commented]
@@ -66,15 +68,21 @@ def test_second_run_emits_changes_and_new_comments_on_old_posts(fresh_default):
             assert parse_timestamp(post["updated"]) >= bounds[post["blog_id"]]
     # every comment added to an old, unchanged post arrives
     assert {c["id"] for c in comments} <= set(second.ids("comments"))
-    assert not set(second.ids("comments")) - {c["id"] for c in comments} - {
-        c["id"]
-        for c in first.records("comments")
-        if parse_timestamp(c["published"])
-        >= _bookmarks(first.last_state, "comments")[c["blog_id"]] - LOOKBACK
-    }
+    assert (
+        not set(second.ids("comments"))
+        - {c["id"] for c in comments}
+        - {
+            c["id"]
+            for c in first.records("comments")
+            if parse_timestamp(c["published"])
+            >= _bookmarks(first.last_state, "comments")[c["blog_id"]] - LOOKBACK
+        }
+    )
 
     blogs = len(emu.dataset.truth("blogs"))
-    assert emu.counts["posts.list"] == blogs  # one page per blog: the rest is older than the bookmark
+    assert (
+        emu.counts["posts.list"] == blogs
+    )  # one page per blog: the rest is older than the bookmark
     assert emu.counts["comments.listByBlog"] == blogs
     assert sum(emu.counts.values()) <= 3 + 3 * blogs
     incremental = ("posts.list", "comments.listByBlog")
@@ -176,7 +184,11 @@ class TestSelection:
 
     def test_blog_ids_and_blog_urls_are_merged(self, tiny):
         blog_a, blog_b = tiny.dataset.truth("blogs")[:2]
-        config = {**tiny.oauth_config(), "blog_ids": [blog_a["id"]], "blog_urls": [blog_b["url"], blog_a["url"]]}
+        config = {
+            **tiny.oauth_config(),
+            "blog_ids": [blog_a["id"]],
+            "blog_urls": [blog_b["url"], blog_a["url"]],
+        }
         result = run_tap(config)
         assert result.returncode == 0, result.stderr[-2000:]
         assert sorted(result.ids("blogs")) == sorted([blog_a["id"], blog_b["id"]])
@@ -186,7 +198,9 @@ class TestSelection:
     def test_only_the_configured_blog(self, tiny):
         blog = tiny.dataset.truth("blogs")[0]
         result = run_tap({**tiny.oauth_config(), "blog_ids": [blog["id"]]})
-        assert set(result.ids("posts")) == {p["id"] for p in tiny.dataset.truth("posts", blog_ids=[blog["id"]])}
+        assert set(result.ids("posts")) == {
+            p["id"] for p in tiny.dataset.truth("posts", blog_ids=[blog["id"]])
+        }
 
     @pytest.mark.parametrize(
         ("setting", "stream", "statuses"),
@@ -207,13 +221,19 @@ class TestSelection:
         result = run_tap({**tiny.oauth_config(), "fetch_bodies": False})
         assert result.returncode == 0
         assert result.records("posts") and not any("content" in p for p in result.records("posts"))
-        assert all(r.query.get("fetchBodies") == ["false"] for r in tiny.requests if r.route == "posts.list")
+        assert all(
+            r.query.get("fetchBodies") == ["false"]
+            for r in tiny.requests
+            if r.route == "posts.list"
+        )
 
     def test_labels_filter_posts(self, tiny):
         labelled = [p for p in tiny.dataset.truth("posts") if p.get("labels")]
         label = labelled[0]["labels"][0]
         result = run_tap({**tiny.oauth_config(), "labels": [label]})
-        expected = {p["id"] for p in tiny.dataset.truth("posts") if label in (p.get("labels") or [])}
+        expected = {
+            p["id"] for p in tiny.dataset.truth("posts") if label in (p.get("labels") or [])
+        }
         assert set(result.ids("posts")) == expected
 
 
@@ -223,10 +243,16 @@ def test_api_key_mode_reads_comments_per_post_only_where_there_are_replies(tiny)
     public = tiny.api_key_config()["blog_ids"]
     posts = tiny.dataset.truth("posts", blog_ids=public)
     with_replies = {p["id"] for p in posts if p["replies"]["totalItems"] != "0"}
-    asked = [r.path.split("/posts/")[1].split("/")[0] for r in tiny.requests if r.route == "comments.list"]
+    asked = [
+        r.path.split("/posts/")[1].split("/")[0]
+        for r in tiny.requests
+        if r.route == "comments.list"
+    ]
     assert set(asked) == with_replies and len(asked) == len(with_replies)
     live_on_live_posts = {
-        c["id"] for c in tiny.dataset.truth("comments", blog_ids=public) if c["post"]["id"] in {p["id"] for p in posts}
+        c["id"]
+        for c in tiny.dataset.truth("comments", blog_ids=public)
+        if c["post"]["id"] in {p["id"] for p in posts}
     }
     assert set(result.ids("comments")) == live_on_live_posts
     assert result.records("users") == []

@@ -148,12 +148,19 @@ def test_connection_check_reports_bad_credentials(fresh_tiny):
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 _timestamps = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-    st.sampled_from(["2024-03-10T02:30:00-08:00", "2024-11-03T01:30:00.123-07:00", "not a date", ""]),
+    st.sampled_from(
+        ["2024-03-10T02:30:00-08:00", "2024-11-03T01:30:00.123-07:00", "not a date", ""]
+    ),
     _text,
 )
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _text)
 _author = st.fixed_dictionaries(
-    {}, optional={"id": _text, "displayName": _text, "image": st.fixed_dictionaries({}, optional={"url": _text})}
+    {},
+    optional={
+        "id": _text,
+        "displayName": _text,
+        "image": st.fixed_dictionaries({}, optional={"url": _text}),
+    },
 )
 _post = st.fixed_dictionaries(
     {"id": st.one_of(st.text(min_size=1, max_size=20), st.none())},
@@ -174,13 +181,17 @@ _post = st.fixed_dictionaries(
 )
 
 _POST_SCHEMA = stream_schema("Post", ("blog_id",))
-_VALIDATOR = jsonschema.Draft7Validator(_POST_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+_VALIDATOR = jsonschema.Draft7Validator(
+    _POST_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_post)
 def test_any_blogger_shaped_item_is_emitted_valid_or_refused_clearly(item):
-    shaper = RecordShaper("posts", _POST_SCHEMA, logger=types.SimpleNamespace(warning=lambda *a: None))
+    shaper = RecordShaper(
+        "posts", _POST_SCHEMA, logger=types.SimpleNamespace(warning=lambda *a: None)
+    )
     try:
         record = shaper.shape(dict(item))
     except BadRecordError as exc:

@@ -29,7 +29,11 @@ def _response(status: int, error: dict, headers: dict[str, str] | None = None) -
     return response
 
 
-LEGACY_RATE = {"code": 403, "errors": [{"reason": "rateLimitExceeded"}], "status": "PERMISSION_DENIED"}
+LEGACY_RATE = {
+    "code": 403,
+    "errors": [{"reason": "rateLimitExceeded"}],
+    "status": "PERMISSION_DENIED",
+}
 ERROR_INFO_RATE = {
     "code": 403,
     "status": "PERMISSION_DENIED",

@@ -70,7 +70,9 @@ def test_request_plan_is_minimal(default_run):
 
 def test_list_requests_ask_for_500_items(default_run):
     _, _, emu = default_run
-    lists = [r for r in emu.requests if r.route.endswith(".list") or r.route == "comments.listByBlog"]
+    lists = [
+        r for r in emu.requests if r.route.endswith(".list") or r.route == "comments.listByBlog"
+    ]
     assert lists
     assert all(r.query.get("maxResults") == ["500"] for r in lists)
 

@@ -56,9 +56,7 @@ def _resource_schema(resource: str, seen: tuple[str, ...] = ()) -> dict:
         # A resource nested in itself (none today) would recurse forever; keep it opaque.
         return {"type": ["object", "null"]}
     source = _discovery_schemas()[resource]
-    props = {
-        k: _convert(k, v, (*seen, resource)) for k, v in source.get("properties", {}).items()
-    }
+    props = {k: _convert(k, v, (*seen, resource)) for k, v in source.get("properties", {}).items()}
     return {"type": ["object", "null"], "properties": props}
 
 
@@ -70,4 +68,3 @@ def stream_schema(resource: str, extra_ids: t.Sequence[str] = ()) -> dict:
         schema["properties"][key] = {"type": ["string", "null"]}
     schema["required"] = ["id"]
     return schema
-
