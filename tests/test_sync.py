@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import jsonschema
@@ -124,3 +125,26 @@ def test_state_is_per_blog(default_run):
     assert {p["context"]["blog_id"] for p in partitions} >= with_posts
     for partition in partitions:
         assert "progress_markers" not in partition
+
+
+def _catalog_selecting(*names: str) -> dict:
+    result = run_tap({}, args=["--discover"])
+    catalog = json.loads(result.stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in names
+    return catalog
+
+
+@pytest.mark.parametrize("selected", [("comments",), ("posts", "pages")])
+def test_only_selected_streams_are_emitted_and_requested(tiny, selected):
+    result = run_tap(tiny.oauth_config(), catalog=_catalog_selecting(*selected))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {m["stream"] for m in result.messages if m["type"] == "RECORD"} == set(selected)
+    for stream in selected:
+        assert sorted(result.ids(stream)) == sorted(r["id"] for r in tiny.dataset.truth(stream))
+    routes = {"posts": "posts.list", "pages": "pages.list", "comments": "comments.listByBlog"}
+    for stream, route in routes.items():
+        assert bool(tiny.counts.get(route)) == (stream in selected), route
+    assert not tiny.counts.get("users.get")
