@@ -5,7 +5,8 @@
 #   make meltano  Meltano in its own virtualenv, plus `meltano install` of meltano.yml's plugins
 #   make test     everything above, PostgreSQL server binaries, then the whole pytest suite
 #   make demo     bundled emulator -> meltano run tap-blogger target-jsonl (and PostgreSQL if reachable)
-#   make bench    the benchmark suite (bench/)
+#   make bench    the benchmark suite (bench/), dlt in its own virtualenv; BENCH_ARGS picks a subset,
+#                 e.g. make bench BENCH_ARGS="--datasets bench2 --latencies 0"
 #   make lint     ruff check + ruff format --check
 #   make clean    remove virtualenvs, Meltano's project dir and outputs
 
@@ -20,15 +21,18 @@ TARGETS_DIR := .venv-targets
 JSONL_VENV := $(TARGETS_DIR)/jsonl
 POSTGRES_VENV := $(TARGETS_DIR)/postgres
 MELTANO_VENV := .venv-meltano
+BENCH_VENV := .venv-bench
 
 TARGET_JSONL_VERSION := 0.1.4
 TARGET_POSTGRES_VERSION := 0.8.1
 MELTANO_VERSION := 4.4.1
+DLT_VERSION := 1.31.0
 
 VENV_STAMP := $(VENV)/.installed
 JSONL_STAMP := $(JSONL_VENV)/.installed
 POSTGRES_STAMP := $(POSTGRES_VENV)/.installed
 MELTANO_STAMP := $(MELTANO_VENV)/.installed
+BENCH_STAMP := $(BENCH_VENV)/.installed
 PLUGINS_STAMP := .meltano/.plugins-installed
 
 TARGET_JSONL_BIN := $(CURDIR)/$(JSONL_VENV)/bin/target-jsonl
@@ -40,6 +44,7 @@ TOOL_ENV := TARGET_JSONL_BIN=$(TARGET_JSONL_BIN) TARGET_POSTGRES_BIN=$(TARGET_PO
 	MELTANO_BIN=$(MELTANO_BIN)
 
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help venv targets meltano meltano-install postgres-bin test demo bench lint format clean
 
@@ -111,19 +116,24 @@ test: $(VENV_STAMP) $(JSONL_STAMP) $(POSTGRES_STAMP) $(PLUGINS_STAMP) postgres-b
 demo: $(VENV_STAMP) $(PLUGINS_STAMP)
 	$(TOOL_ENV) $(VENV)/bin/python scripts/demo.py
 
-bench: $(VENV_STAMP)
-	@if [ -d bench ]; then $(VENV)/bin/python -m bench; \
-	else echo "bench/ does not exist yet" >&2; exit 1; fi
+# The comparison client dlt gets a virtualenv of its own; the tap runs from $(VENV).
+$(BENCH_STAMP):
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_FLAGS) 'dlt[duckdb]==$(DLT_VERSION)'
+	touch $@
+
+bench: $(VENV_STAMP) $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check tap_blogger tests
-	$(VENV)/bin/ruff format --check tap_blogger tests
+	$(VENV)/bin/ruff check tap_blogger tests bench scripts
+	$(VENV)/bin/ruff format --check tap_blogger tests bench scripts
 
 format: $(VENV_STAMP)
-	$(VENV)/bin/ruff check --fix tap_blogger tests
-	$(VENV)/bin/ruff format tap_blogger tests
+	$(VENV)/bin/ruff check --fix tap_blogger tests bench scripts
+	$(VENV)/bin/ruff format tap_blogger tests bench scripts
 
 clean:
-	rm -rf $(VENV) $(TARGETS_DIR) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache \
+	rm -rf $(VENV) $(TARGETS_DIR) $(MELTANO_VENV) $(BENCH_VENV) .meltano output .pytest_cache .ruff_cache \
 		build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
