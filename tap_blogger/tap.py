@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_blogger import streams
@@ -22,6 +21,7 @@ from tap_blogger.auth import build_authenticator
 from tap_blogger.client import listing_key
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
 from tap_blogger.errors import TapBloggerError
+from tap_blogger.output import BatchingWriter
 from tap_blogger.records import UTC, parse_timestamp
 from tap_blogger.redact import protect_secrets
 
@@ -47,7 +47,7 @@ class TapBlogger(Tap):
     """Singer tap for the Google Blogger API v3."""
 
     name = "tap-blogger"
-    message_writer_class = MsgSpecWriter  # serialises records several times faster
+    message_writer_class = BatchingWriter  # msgspec encoding, one write per batch of records
 
     config_jsonschema = th.PropertiesList(
         th.Property(
