@@ -68,7 +68,7 @@ def selected_clients(args: argparse.Namespace, dataset: str, latency_ms: float) 
 
 def check_environment(args: argparse.Namespace) -> str | None:
     """Why the selected clients cannot run here, if they cannot."""
-    if {"tap", "tap-seq"} & set(args.clients) and not TAP.exists():
+    if {"tap", "tap-seq", "tap-unthrottled"} & set(args.clients) and not TAP.exists():
         return f"{TAP} is missing: run `make venv` first"
     needs_dlt = any(c.needs_dlt for c in CLIENTS if c.key in args.clients)
     if needs_dlt and importlib.util.find_spec("dlt") is None:

@@ -59,11 +59,9 @@ class Client:
         )
 
 
-def tap_command(max_concurrency: int | None) -> Callable[[RunSpace], list[str]]:
+def tap_command(**settings: Any) -> Callable[[RunSpace], list[str]]:
     def command(space: RunSpace) -> list[str]:
-        config = {key: space.credentials[key] for key in TAP_SETTINGS}
-        if max_concurrency is not None:
-            config["max_concurrency"] = max_concurrency
+        config = {key: space.credentials[key] for key in TAP_SETTINGS} | settings
         path = space.work_dir / "tap-config.json"
         path.write_text(json.dumps(config), encoding="utf-8")
         return [str(TAP), "--config", str(path)]
@@ -85,8 +83,17 @@ def dlt_command(plan: str, mode: str) -> Callable[[RunSpace], list[str]]:
 
 SMALL = frozenset({SMALL_DATASET})
 CLIENTS: tuple[Client, ...] = (
-    Client("tap", "tap-blogger", "singer", tap_command(None)),
-    Client("tap-seq", "tap-blogger (max_concurrency=1)", "singer", tap_command(1)),
+    Client("tap", "tap-blogger", "singer", tap_command()),
+    Client("tap-seq", "tap-blogger (max_concurrency=1)", "singer", tap_command(max_concurrency=1)),
+    # Without the default ceiling of 25 requests/s, which alone sets the wall time at 0 ms; with
+    # latency the emulator's rate limit would answer it with 429s.
+    Client(
+        "tap-unthrottled",
+        "tap-blogger (requests_per_second=0)",
+        "singer",
+        tap_command(requests_per_second=0),
+        latencies=frozenset({0.0}),
+    ),
     Client("floor", "floor (requests, sequential)", "summary", floor_command),
     Client(
         "dlt-best",
