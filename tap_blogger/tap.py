@@ -43,120 +43,119 @@ def _statuses(name: str, allowed: list[str], what: str) -> th.Property:
     )
 
 
+# The tap's own settings; the SDK adds its built-in ones (stream maps, flattening, batch).
+SETTINGS = th.PropertiesList(
+    th.Property("client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."),
+    th.Property("client_secret", th.StringType, secret=True, description="OAuth2 client secret."),
+    th.Property(
+        "refresh_token",
+        th.StringType,
+        secret=True,
+        description="OAuth2 refresh token (get one with `tap-blogger-auth`).",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        description="A ready OAuth2 bearer token, instead of the three settings above. It "
+        "cannot be refreshed: runs longer than its lifetime (about an hour) fail.",
+    ),
+    th.Property(
+        "api_key",
+        th.StringType,
+        secret=True,
+        description="Google API key: read-only access to public blogs. Needs `blog_ids` or "
+        "`blog_urls`; extracts live content only and no `users`.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default="https://blogger.googleapis.com/v3",
+        description="Blogger API base URL. Must be https unless the host is loopback.",
+    ),
+    th.Property(
+        "token_url",
+        th.StringType,
+        default="https://oauth2.googleapis.com/token",
+        description="OAuth2 token endpoint. Must be https unless the host is loopback.",
+    ),
+    th.Property(
+        "blog_ids",
+        th.ArrayType(th.StringType),
+        description="Blog ids to extract. Default: every blog of the authenticated user.",
+    ),
+    th.Property(
+        "blog_urls",
+        th.ArrayType(th.StringType),
+        description="Blog URLs to extract (resolved with `blogs/byurl`), merged with `blog_ids`.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description="RFC 3339 date-time: posts, pages and comments published before it are "
+        "not extracted.",
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.IntegerType,
+        default=60,
+        description="Incremental runs re-read this many minutes before the bookmark, to "
+        "absorb clock skew and late writes.",
+    ),
+    _statuses("post_statuses", POST_STATUSES, "Post statuses"),
+    _statuses("page_statuses", PAGE_STATUSES, "Page statuses"),
+    _statuses("comment_statuses", COMMENT_STATUSES, "Comment statuses"),
+    th.Property(
+        "fetch_bodies",
+        th.BooleanType,
+        default=True,
+        description="Include `content` (the HTML body) of posts, pages and comments. False "
+        "makes lean runs.",
+    ),
+    th.Property(
+        "labels",
+        th.ArrayType(th.StringType),
+        description="Only posts with any of these labels (filtered by the API).",
+    ),
+    th.Property("user_agent", th.StringType, description="User-Agent header to send."),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=60,
+        description="Seconds to wait for one response before the attempt counts as failed.",
+    ),
+    th.Property(
+        "retry_initial_delay_seconds",
+        th.NumberType,
+        default=1.0,
+        description="Wait before the first retry; it doubles for the next one (3 attempts "
+        "per request in total). A Retry-After from the API wins, capped at 20 s.",
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType,
+        default=DEFAULT_CONCURRENCY,
+        description="Listings (of different blogs and streams) read at the same time. "
+        "Pages of one listing are always sequential; 1 reads everything sequentially. "
+        "Records are emitted in the same order either way.",
+    ),
+    th.Property(
+        "requests_per_second",
+        th.NumberType,
+        default=DEFAULT_REQUESTS_PER_SECOND,
+        description="Ceiling on API requests per second over all concurrent listings "
+        "(token bucket), so concurrency never turns into 429 storms. 0 = no ceiling.",
+    ),
+)
+
+
 class TapBlogger(Tap):
     """Singer tap for the Google Blogger API v3."""
 
     name = "tap-blogger"
     message_writer_class = BatchingWriter  # msgspec encoding, one write per batch of records
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "client_id", th.StringType, description="OAuth2 client id (Google Cloud console)."
-        ),
-        th.Property(
-            "client_secret", th.StringType, secret=True, description="OAuth2 client secret."
-        ),
-        th.Property(
-            "refresh_token",
-            th.StringType,
-            secret=True,
-            description="OAuth2 refresh token (get one with `tap-blogger-auth`).",
-        ),
-        th.Property(
-            "access_token",
-            th.StringType,
-            secret=True,
-            description="A ready OAuth2 bearer token, instead of the three settings above. It "
-            "cannot be refreshed: runs longer than its lifetime (about an hour) fail.",
-        ),
-        th.Property(
-            "api_key",
-            th.StringType,
-            secret=True,
-            description="Google API key: read-only access to public blogs. Needs `blog_ids` or "
-            "`blog_urls`; extracts live content only and no `users`.",
-        ),
-        th.Property(
-            "api_url",
-            th.StringType,
-            default="https://blogger.googleapis.com/v3",
-            description="Blogger API base URL. Must be https unless the host is loopback.",
-        ),
-        th.Property(
-            "token_url",
-            th.StringType,
-            default="https://oauth2.googleapis.com/token",
-            description="OAuth2 token endpoint. Must be https unless the host is loopback.",
-        ),
-        th.Property(
-            "blog_ids",
-            th.ArrayType(th.StringType),
-            description="Blog ids to extract. Default: every blog of the authenticated user.",
-        ),
-        th.Property(
-            "blog_urls",
-            th.ArrayType(th.StringType),
-            description="Blog URLs to extract (resolved with `blogs/byurl`), merged with "
-            "`blog_ids`.",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            description="RFC 3339 date-time: posts, pages and comments published before it are "
-            "not extracted.",
-        ),
-        th.Property(
-            "lookback_minutes",
-            th.IntegerType,
-            default=60,
-            description="Incremental runs re-read this many minutes before the bookmark, to "
-            "absorb clock skew and late writes.",
-        ),
-        _statuses("post_statuses", POST_STATUSES, "Post statuses"),
-        _statuses("page_statuses", PAGE_STATUSES, "Page statuses"),
-        _statuses("comment_statuses", COMMENT_STATUSES, "Comment statuses"),
-        th.Property(
-            "fetch_bodies",
-            th.BooleanType,
-            default=True,
-            description="Include `content` (the HTML body) of posts, pages and comments. False "
-            "makes lean runs.",
-        ),
-        th.Property(
-            "labels",
-            th.ArrayType(th.StringType),
-            description="Only posts with any of these labels (filtered by the API).",
-        ),
-        th.Property("user_agent", th.StringType, description="User-Agent header to send."),
-        th.Property(
-            "request_timeout",
-            th.NumberType,
-            default=60,
-            description="Seconds to wait for one response before the attempt counts as failed.",
-        ),
-        th.Property(
-            "retry_initial_delay_seconds",
-            th.NumberType,
-            default=1.0,
-            description="Wait before the first retry; it doubles for the next one (3 attempts "
-            "per request in total). A Retry-After from the API wins, capped at 20 s.",
-        ),
-        th.Property(
-            "max_concurrency",
-            th.IntegerType,
-            default=DEFAULT_CONCURRENCY,
-            description="Listings (of different blogs and streams) read at the same time. "
-            "Pages of one listing are always sequential; 1 reads everything sequentially. "
-            "Records are emitted in the same order either way.",
-        ),
-        th.Property(
-            "requests_per_second",
-            th.NumberType,
-            default=DEFAULT_REQUESTS_PER_SECOND,
-            description="Ceiling on API requests per second over all concurrent listings "
-            "(token bucket), so concurrency never turns into 429 storms. 0 = no ceiling.",
-        ),
-    ).to_dict()
+    config_jsonschema = SETTINGS.to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._authenticator: t.Any = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tap_blogger.tap import TapBlogger
+from tap_blogger.tap import SETTINGS
 from tests.conftest import REPO, tap_env
 
 
@@ -26,7 +26,7 @@ def test_readme_settings_table_matches_about_markdown() -> None:
         stdin=subprocess.DEVNULL,
     ).stdout.splitlines()
     header = about.index("## Settings") + 2
-    own = set(TapBlogger.config_jsonschema["properties"])
+    own = set(SETTINGS.to_dict()["properties"])
     rows = [line for line in about[header:] if line.startswith("| ")]
     expected = about[header : header + 2] + [
         row for row in rows if row.split("|")[1].strip() in own
