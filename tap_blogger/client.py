@@ -280,11 +280,12 @@ class BloggerStream(RESTStream[str | None]):
                 ) from None
             if not isinstance(response.blogger_body, dict):  # type: ignore[attr-defined]
                 raise RetriableAPIError("JSON body is not an object", response)
+            self.tap.rate_limiter.succeeded()
             return
         message, error = describe_failure(response, attempts=1)
         if status == 401 and self._may_refresh(response):
             raise TokenRejected(message, response)
-        if status in RETRY_STATUSES or (status == 403 and error.reason in RATE_LIMIT_REASONS):
+        if status in RETRY_STATUSES or _is_rate_limit(status, error):
             raise RetriableAPIError(message, response)
         raise BloggerAPIError(message, status=status, reason=error.reason)
 
@@ -328,7 +329,10 @@ class BloggerStream(RESTStream[str | None]):
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         if response is not None:
-            cause = f"HTTP {response.status_code} ({GoogleError.from_response(response).reason})"
+            error = GoogleError.from_response(response)
+            if _is_rate_limit(response.status_code, error):
+                self.tap.rate_limiter.rate_limited(details.get("wait", 0.0))
+            cause = f"HTTP {response.status_code} ({error.reason})"
             if response.ok:
                 cause = str(exc)
             endpoint = _endpoint(response.request)
@@ -414,6 +418,10 @@ class BloggerStream(RESTStream[str | None]):
         if context and "blog_id" in self.extra_ids:
             record["blog_id"] = context["blog_id"]
         return record
+
+
+def _is_rate_limit(status: int, error: GoogleError) -> bool:
+    return status == 429 or (status == 403 and error.reason in RATE_LIMIT_REASONS)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -22,28 +22,67 @@ _DONE = object()
 
 
 class RateLimiter:
-    """Token bucket shared by every thread: at most `rate` requests per second on average,
-    with bursts of at most `rate` requests."""
+    """Token bucket shared by every thread, which backs off when the API says "too many".
+
+    It allows at most `rate` requests per second on average, in bursts of at most `rate`
+    (`rate` 0: no ceiling). A rate-limit answer (429, or 403 rateLimitExceeded) holds every
+    thread for the wait the retry uses and halves the rate (once for all the refusals that
+    arrive during that hold), from the ceiling or, without one, from the rate of the last
+    second; each success then wins a little of it back, never past the rate that was refused.
+    So concurrent workers slow down together instead of spending each other's retries in a
+    storm.
+    """
+
+    RECOVERY = 1.05  # per successful response: from half to the full rate in 15 responses
+    MIN_RATE = 1.0
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
+        self._limit = rate  # the rate never to go beyond again
         self._tokens = rate
         self._stamp = time.monotonic()
+        self._resume_at = 0.0
+        self._recent: deque[float] = deque(maxlen=256)  # request times, while there is no rate
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
-        if self.rate <= 0:
-            return
         while True:
             with self._lock:
                 now = time.monotonic()
-                self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                wait = self._resume_at - now
+                if wait <= 0 and self.rate <= 0:
+                    self._recent.append(now)
                     return
-                wait = (1 - self._tokens) / self.rate
+                if wait <= 0:
+                    self._tokens = min(
+                        max(self.rate, 1.0), self._tokens + (now - self._stamp) * self.rate
+                    )
+                    self._stamp = now
+                    if self._tokens >= 1:
+                        self._tokens -= 1
+                        return
+                    wait = (1 - self._tokens) / self.rate
             time.sleep(wait)
+
+    def rate_limited(self, wait: float) -> None:
+        """The API refused a request for its rate: hold everyone for `wait`, then go slower."""
+        with self._lock:
+            now = time.monotonic()
+            holding = now < self._resume_at  # refusals of one burst slow down once, not each
+            self._resume_at = max(self._resume_at, now + wait)
+            if holding:
+                return
+            if self.rate <= 0:
+                last_second = sum(1 for at in self._recent if at > now - 1)
+                self.rate = self._limit = float(max(last_second, 2))
+            self.rate = max(self.MIN_RATE, self.rate / 2)
+            self._tokens = 0.0
+            self._stamp = self._resume_at
+
+    def succeeded(self) -> None:
+        if self.rate > 0 and self.rate < self._limit:
+            with self._lock:
+                self.rate = min(self._limit, self.rate * self.RECOVERY)
 
 
 class _Listing:

@@ -1,0 +1,54 @@
+"""Concurrent workers share one request budget and slow down together when Google says so."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tap_blogger.concurrency import RateLimiter
+from tests.blogger_emulator import BloggerEmulator, Dataset
+from tests.conftest import run_tap
+
+
+def test_a_refusal_holds_everyone_then_halves_the_rate_once_per_hold():
+    limiter = RateLimiter(20)
+    limiter.rate_limited(0.3)
+    limiter.rate_limited(0.3)  # another worker's refusal from the same burst
+    assert limiter.rate == 10
+    started = time.monotonic()
+    limiter.acquire()
+    assert time.monotonic() - started >= 0.3
+
+
+def test_successes_win_the_rate_back_but_never_past_the_ceiling():
+    limiter = RateLimiter(20)
+    limiter.rate_limited(0)
+    for _ in range(100):
+        limiter.succeeded()
+    assert limiter.rate == 20
+
+
+def test_without_a_ceiling_the_refused_rate_becomes_one():
+    limiter = RateLimiter(0)
+    for _ in range(12):
+        limiter.acquire()  # twelve requests within the last second
+    limiter.rate_limited(0)
+    assert limiter.rate == 6
+    for _ in range(100):
+        limiter.succeeded()
+    assert limiter.rate == 12
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"requests_per_second": 0}], ids=["default", "no-ceiling"]
+)
+def test_a_server_rate_limit_below_the_ceiling_slows_the_run_instead_of_failing_it(settings):
+    # 20 blogs, 8 concurrent workers, a server that allows 5 requests/s: retries alone (3
+    # attempts per request) would run out in the storm of 429s.
+    with BloggerEmulator(Dataset.named("agency"), rate_limit_rps=5) as emu:
+        result = run_tap({**emu.oauth_config(), **settings})
+        refused = emu.rate_limited
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(result.ids("comments")) == sorted(c["id"] for c in emu.dataset.truth("comments"))
+    assert 0 < refused <= 25
