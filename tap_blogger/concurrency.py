@@ -96,17 +96,22 @@ class _Listing:
     def fetch(self) -> None:
         try:
             for body in self._pages():
-                while not self._cancelled.is_set():
-                    try:
-                        self._queue.put(body, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._cancelled.is_set():
+                if not self._offer(body):
                     return
-            self._queue.put((_DONE, None))
+            self._offer((_DONE, None))
         except BaseException as exc:  # handed to the consumer, raised there
-            self._queue.put((_DONE, exc))
+            self._offer((_DONE, exc))
+
+    def _offer(self, item: t.Any) -> bool:
+        """Queue `item` once there is room, unless the listing is cancelled first: a worker
+        must never block on a listing nobody will read, or the process could not exit."""
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+            except queue.Full:
+                continue
+            return True
+        return False
 
     def __iter__(self) -> t.Iterator[dict]:
         while True:

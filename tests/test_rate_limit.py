@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
-from tap_blogger.concurrency import RateLimiter
+from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
 from tests.blogger_emulator import BloggerEmulator, Dataset
 from tests.conftest import run_tap
 
@@ -52,3 +53,24 @@ def test_a_server_rate_limit_below_the_ceiling_slows_the_run_instead_of_failing_
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(result.ids("comments")) == sorted(c["id"] for c in emu.dataset.truth("comments"))
     assert 0 < refused <= 25
+
+
+def test_a_listing_nobody_reads_never_keeps_its_worker_or_the_process_alive():
+    # Two pages fill the listing's queue; its failure (or its end) must still not block the
+    # worker once the run is over, or a failed run would hang at exit instead of exiting.
+    prefetcher = ListingPrefetcher(1)
+    offered_everything = threading.Event()
+
+    def pages():
+        yield {"items": [1]}
+        yield {"items": [2]}
+        offered_everything.set()
+        raise RuntimeError("page 3 failed")
+
+    prefetcher.plan(("blogs/1/comments", ""), pages)
+    assert offered_everything.wait(5)
+    prefetcher.close()
+    shutdown = threading.Thread(target=prefetcher._pool.shutdown, kwargs={"wait": True})
+    shutdown.start()
+    shutdown.join(timeout=3)
+    assert not shutdown.is_alive(), "a prefetching worker is still blocked"
