@@ -14,7 +14,6 @@ import threading
 import time
 import typing as t
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 ListingKey = tuple[str, str]  # (path, encoded query) of the first page
 PAGES_AHEAD = 2  # per listing: bounds memory to a few pages whatever the blog size
@@ -94,6 +93,8 @@ class _Listing:
         self._cancelled = threading.Event()
 
     def fetch(self) -> None:
+        if self._cancelled.is_set():  # cancelled before a worker got to it
+            return
         try:
             for body in self._pages():
                 if not self._offer(body):
@@ -126,11 +127,33 @@ class _Listing:
         self._cancelled.set()
 
 
+class _Workers:
+    """A fixed pool of daemon threads. Unlike ThreadPoolExecutor's, they never keep the process
+    alive: once a run has failed it exits at once, whatever request a worker still waits on."""
+
+    def __init__(self, count: int) -> None:
+        self._tasks: queue.SimpleQueue[t.Callable[[], None] | None] = queue.SimpleQueue()
+        self._count = count
+        for index in range(count):
+            threading.Thread(target=self._work, name=f"blogger-{index}", daemon=True).start()
+
+    def submit(self, task: t.Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            task()
+
+    def shutdown(self) -> None:
+        for _ in range(self._count):
+            self._tasks.put(None)
+
+
 class ListingPrefetcher:
     """Runs planned listings in submission order, at most `window` ahead of the consumer."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blogger")
+        self._pool = _Workers(workers)
         self._window = workers * 2
         self._planned: deque[tuple[ListingKey, t.Callable[[], t.Iterator[dict]]]] = deque()
         # Started listings in plan order; the consumer takes them in that order too.
@@ -176,4 +199,4 @@ class ListingPrefetcher:
             for listing in self._started.values():
                 listing.cancel()
             self._started.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
