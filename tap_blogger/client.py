@@ -7,7 +7,6 @@ endpoint and what to do.
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import typing as t
@@ -17,11 +16,9 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
-from singer_sdk.singerlib import RecordMessage
 
 from tap_blogger.auth import GoogleOAuthAuthenticator
 from tap_blogger.errors import BloggerAPIError, PaginationError
@@ -391,27 +388,6 @@ class BloggerStream(RESTStream[str | None]):
         if not isinstance(items, list):
             items = [items]  # RecordShaper rejects whatever this is, with a message
         return items
-
-    @functools.cached_property
-    def _all_properties_selected(self) -> bool:
-        return all(self.mask.values())
-
-    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
-        if not self._all_properties_selected:
-            yield from super()._generate_record_messages(record)
-            return
-        # The SDK's per-record walk that pops deselected properties is the costliest step of
-        # a record's trip and has nothing to do when every property is selected; the records
-        # are already shaped, so no type conformance either. The rest is as the SDK does it.
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=utc_now(),
-                )
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         record = self._shaper.shape(row)
