@@ -33,7 +33,7 @@ if t.TYPE_CHECKING:
 MAX_RESULTS = 500  # the API's cap; without maxResults a page holds 10 items
 MAX_ATTEMPTS = 3  # per request, as the source's retry rules say
 MAX_RETRY_AFTER_SECONDS = 20.0  # a larger Retry-After is capped so a run never stalls for long
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({500, 502, 503, 504})  # and 429, which is a RateLimited
 # 403 reasons that are throttling, not refusal: the legacy `errors[].reason` spellings and the
 # `google.rpc.ErrorInfo` one that newer Google front ends send in `details`.
 RATE_LIMIT_REASONS = frozenset(
@@ -72,6 +72,11 @@ def _first_dict(
         if isinstance(item, dict) and accept(item):
             return item
     return {}
+
+
+class RateLimited(RetriableAPIError):
+    """Google throttled the request (429, or 403 with a rate-limit reason): retried, and every
+    worker slows down with it."""
 
 
 class TokenRejected(RetriableAPIError):
@@ -282,7 +287,9 @@ class BloggerStream(RESTStream[str | None]):
         message, error = describe_failure(response, attempts=1)
         if status == 401 and self._may_refresh(response):
             raise TokenRejected(message, response)
-        if status in RETRY_STATUSES or _is_rate_limit(status, error):
+        if status == 429 or (status == 403 and error.reason in RATE_LIMIT_REASONS):
+            raise RateLimited(message, response)
+        if status in RETRY_STATUSES:
             raise RetriableAPIError(message, response)
         raise BloggerAPIError(message, status=status, reason=error.reason)
 
@@ -326,10 +333,9 @@ class BloggerStream(RESTStream[str | None]):
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         if response is not None:
-            error = GoogleError.from_response(response)
-            if _is_rate_limit(response.status_code, error):
+            if isinstance(exc, RateLimited):
                 self.tap.rate_limiter.rate_limited(details.get("wait", 0.0))
-            cause = f"HTTP {response.status_code} ({error.reason})"
+            cause = f"HTTP {response.status_code} ({GoogleError.from_response(response).reason})"
             if response.ok:
                 cause = str(exc)
             endpoint = _endpoint(response.request)
@@ -394,10 +400,6 @@ class BloggerStream(RESTStream[str | None]):
         if context and "blog_id" in self.extra_ids:
             record["blog_id"] = context["blog_id"]
         return record
-
-
-def _is_rate_limit(status: int, error: GoogleError) -> bool:
-    return status == 429 or (status == 403 and error.reason in RATE_LIMIT_REASONS)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
