@@ -114,7 +114,7 @@ test: $(VENV_STAMP) $(JSONL_STAMP) $(POSTGRES_STAMP) $(PLUGINS_STAMP) postgres-b
 	exit $$rc
 
 demo: $(VENV_STAMP) $(PLUGINS_STAMP)
-	$(TOOL_ENV) $(VENV)/bin/python scripts/demo.py
+	$(TOOL_ENV) $(VENV)/bin/python -m scripts.demo
 
 # The comparison client dlt gets a virtualenv of its own; the tap runs from $(VENV).
 $(BENCH_STAMP):

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from bench import REPO
-from bench.emulator import Emulator
 from bench.matrix import CLIENTS, TAP, Client
 from bench.report import Table, render_table, render_targets
 from bench.runner import measure
+from tests.blogger_emulator.process import EmulatorProcess
 
 DATASETS = ("bench2", "agency", "big")
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "latest.md"
@@ -117,7 +117,7 @@ def run_matrix(args: argparse.Namespace, work_dir: Path) -> list[Table]:
             repeat = args.repeat if latency_ms == 0 else 1
             label = f"{dataset} {latency_ms:g} ms"
             print(f"{label}: starting the emulator", file=sys.stderr)
-            with Emulator(dataset, latency_ms, rate_limit, work_dir) as emulator:
+            with EmulatorProcess(dataset, work_dir, latency_ms, rate_limit) as emulator:
                 results = measure(clients, emulator, repeat, label)
             tables.append(Table(dataset, latency_ms, rate_limit, results))
             print(render_table(tables[-1]) + "\n", file=sys.stderr)

@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.emulator import Emulator
 from bench.matrix import Client, RunSpace
+from tests.blogger_emulator.process import EmulatorProcess
 
 STDERR_TAIL_LINES = 15
 
@@ -47,7 +47,7 @@ class _Run:
     records: int
 
 
-def run_once(client: Client, emulator: Emulator, work_dir: Path) -> _Run:
+def run_once(client: Client, emulator: EmulatorProcess, work_dir: Path) -> _Run:
     space = RunSpace(emulator.credentials, emulator.credentials_file, work_dir)
     stderr_file = work_dir / "client-stderr.log"
     probe = [sys.executable, "-m", "bench.probe", client.output, str(stderr_file), "--"]
@@ -96,7 +96,7 @@ def summarise(client: Client, runs: list[_Run]) -> Result:
 
 
 def measure(
-    clients: list[Client], emulator: Emulator, repeat: int, label: str
+    clients: list[Client], emulator: EmulatorProcess, repeat: int, label: str
 ) -> dict[str, Result]:
     """Each client `repeat` times (slow ones once), interleaved so drift hits all alike."""
     runs: dict[str, list[_Run]] = {c.key: [] for c in clients}

@@ -18,15 +18,15 @@ DEMO_POSTGRES=1 makes a failure to load it fatal.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from tests.blogger_emulator.process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "output"
@@ -43,57 +43,7 @@ def meltano_bin() -> str:
     return str(path)
 
 
-class Emulator:
-    """The emulator as a child process; stopped on exit, Ctrl-C or SIGTERM."""
-
-    def __init__(self, dataset: str, workdir: Path) -> None:
-        self.credentials_file = workdir / "emulator-credentials.json"
-        self.credentials_file.unlink(missing_ok=True)
-        self.log = (LOGS / "emulator.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "tests.blogger_emulator",
-                "--dataset", dataset, "--port", "0",
-                "--credentials-file", str(self.credentials_file),
-            ],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.credentials_file.exists():
-            if self.proc.poll() is not None:
-                sys.exit(f"the emulator exited with {self.proc.returncode}; see {self.log.name}")
-            if time.monotonic() > deadline:
-                self.stop()
-                sys.exit(f"the emulator did not start within 60 s; see {self.log.name}")
-            time.sleep(0.1)
-        self.credentials = json.loads(self.credentials_file.read_text())
-        self.base_url = f"http://127.0.0.1:{self.credentials['port']}"
-
-    def stats(self) -> dict:
-        with urllib.request.urlopen(f"{self.base_url}/_emulator/stats", timeout=10) as reply:
-            return json.load(reply)
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.base_url}/_emulator/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        self.credentials_file.unlink(missing_ok=True)
-
-
-def base_env(emulator: Emulator) -> dict[str, str]:
+def base_env(emulator: EmulatorProcess) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_BLOGGER_")}
     creds = emulator.credentials
     env.update(
@@ -108,7 +58,7 @@ def base_env(emulator: Emulator) -> dict[str, str]:
 
 
 def meltano_run(
-    name: str, args: list[str], env: dict[str, str], emulator: Emulator
+    name: str, args: list[str], env: dict[str, str], emulator: EmulatorProcess
 ) -> tuple[bool, dict, float]:
     """Run `meltano run ARGS`; returns (ok, emulator request counts, wall seconds)."""
     log_path = LOGS / f"{name}.log"
@@ -208,10 +158,9 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _interrupted)
 
-    emulator = Emulator(DATASET, OUTPUT)
     rows: list[tuple[str, dict[str, int] | None, dict, float]] = []
     failed = False
-    try:
+    with EmulatorProcess(DATASET, LOGS) as emulator:
         print(f"blogger emulator (dataset {DATASET!r}) at {emulator.base_url}")
         env = base_env(emulator)
 
@@ -252,8 +201,6 @@ def main() -> int:
                 failed = True
             label = f"full refresh -> postgres ({pg_env['TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA']})"
             rows.append((label, postgres_counts(pg_env) if ok else None, stats, wall))
-    finally:
-        emulator.stop()
 
     print()
     header = f"{'run':<42}" + "".join(f"{s:>9}" for s in STREAMS) + f"{'requests':>10}{'wall':>8}"
