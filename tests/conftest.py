@@ -50,6 +50,13 @@ def default_emulator() -> t.Iterator[BloggerEmulator]:
         yield emu
 
 
+@pytest.fixture
+def fresh_default() -> t.Iterator[BloggerEmulator]:
+    """The default dataset (a 1,200-post blog) for one test that mutates it or injects faults."""
+    with BloggerEmulator(Dataset.named("default")) as emu:
+        yield emu
+
+
 @dataclass
 class TapRun:
     returncode: int

@@ -9,7 +9,6 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.blogger_emulator import BloggerEmulator, Dataset
 from tests.conftest import fast_retries, run_tap, tap_env
 
 
@@ -201,10 +200,10 @@ def test_secrets_never_appear_in_output(fresh_tiny):
                 assert form not in text
 
 
-def test_a_failing_run_still_delivers_every_record_it_produced():
-    with BloggerEmulator(Dataset.named("default")) as emu:
-        emu.faults.always("503", route="comments.listByBlog", path_contains="pageToken")
-        result = run_tap({**fast_retries(emu.oauth_config()), "max_concurrency": 1})
+def test_a_failing_run_still_delivers_every_record_it_produced(fresh_default):
+    emu = fresh_default
+    emu.faults.always("503", route="comments.listByBlog", path_contains="pageToken")
+    result = run_tap({**fast_retries(emu.oauth_config()), "max_concurrency": 1})
     assert_clean_failure(result, "HTTP 503", "/comments")
     # The first 500-comment page arrived before the second one failed: all of it is emitted.
     assert len(set(result.ids("comments"))) == 500

@@ -10,16 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_blogger.records import format_utc, parse_timestamp
-from tests.blogger_emulator import BloggerEmulator, Dataset
+from tests.blogger_emulator import BloggerEmulator
 from tests.conftest import run_tap, run_tap_until_killed
 
 LOOKBACK = dt.timedelta(minutes=60)
-
-
-@pytest.fixture
-def fresh_default():
-    with BloggerEmulator(Dataset.named("default")) as emu:
-        yield emu
 
 
 def _biggest_blog(emu: BloggerEmulator) -> str:
@@ -80,9 +74,8 @@ def test_second_run_emits_changes_and_new_comments_on_old_posts(fresh_default):
     )
 
     blogs = len(emu.dataset.truth("blogs"))
-    assert (
-        emu.counts["posts.list"] == blogs
-    )  # one page per blog: the rest is older than the bookmark
+    # One page per blog: the rest is older than the bookmark.
+    assert emu.counts["posts.list"] == blogs
     assert emu.counts["comments.listByBlog"] == blogs
     assert sum(emu.counts.values()) <= 3 + 3 * blogs
     incremental = ("posts.list", "comments.listByBlog")
