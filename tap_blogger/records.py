@@ -21,14 +21,26 @@ _RFC3339 = re.compile(
 )
 
 
+def _looks_rfc3339(value: str) -> bool:
+    """Date and time with seconds at RFC 3339's fixed positions: fromisoformat alone would also
+    take ISO 8601 forms RFC 3339 does not allow (week dates, no seconds, no separators)."""
+    return (
+        len(value) >= 20  # the shortest: YYYY-MM-DDTHH:MM:SSZ
+        and value[4] == value[7] == "-"
+        and value[10] in "Tt "
+        and value[13] == value[16] == ":"
+    )
+
+
 def parse_timestamp(value: str) -> dt.datetime:
     """Parse an RFC 3339 timestamp with a required offset; raise ValueError otherwise."""
-    try:
-        parsed = dt.datetime.fromisoformat(value)  # C fast path for what Google sends
-    except ValueError:
-        parsed = None
-    if parsed is not None and parsed.tzinfo is not None:
-        return parsed
+    if _looks_rfc3339(value):  # C fast path for what Google sends
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
     match = _RFC3339.fullmatch(value.strip())
     if not match:
         raise ValueError(value)

@@ -249,3 +249,24 @@ def test_api_key_mode_reads_comments_per_post_only_where_there_are_replies(tiny)
     }
     assert set(result.ids("comments")) == live_on_live_posts
     assert result.records("users") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-01-01T10+01:00", "20240101T100000Z", "2024-01-01T10:00+01:00", "2024-W01-1T10:00:00Z"],
+)
+def test_iso_forms_that_rfc3339_does_not_allow_are_refused(value):
+    with pytest.raises(ValueError):
+        parse_timestamp(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2024-03-10T01:59:00.123-08:00", "2024-03-10T09:59:00.123000+00:00"),
+        ("2024-03-10T09:59:00Z", "2024-03-10T09:59:00.000000+00:00"),
+        ("2024-03-10 10:59:00+0100", "2024-03-10T09:59:00.000000+00:00"),
+    ],
+)
+def test_rfc3339_forms_are_read_as_instants(value, utc):
+    assert format_utc(parse_timestamp(value)) == utc
