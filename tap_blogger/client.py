@@ -22,7 +22,7 @@ from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 
 from tap_blogger.auth import GoogleOAuthAuthenticator
 from tap_blogger.errors import BloggerAPIError, PaginationError
-from tap_blogger.records import RecordShaper
+from tap_blogger.records import NotAnObjectError, RecordShaper
 from tap_blogger.schemas import stream_schema
 
 if t.TYPE_CHECKING:
@@ -182,7 +182,7 @@ class BloggerStream(RESTStream[str | None]):
     def __init__(self, tap: TapBlogger) -> None:
         self._sessions = threading.local()
         super().__init__(tap, schema=stream_schema(self.resource, self.extra_ids))
-        self._shaper = RecordShaper(self.name, self.schema, self.logger)
+        self._shaper = RecordShaper(self.name, self.schema, self.logger, self.records_key)
 
     @property
     def tap(self) -> TapBlogger:
@@ -217,22 +217,36 @@ class BloggerStream(RESTStream[str | None]):
         return {}
 
     def request_pages(
-        self, path: str, params: dict[str, t.Any], context: Context | None
+        self,
+        path: str,
+        params: dict[str, t.Any],
+        context: Context | None,
+        read: t.Callable[[bytes], dict] | None = None,
     ) -> t.Iterator[dict]:
         """Yield the parsed body of each page of a listing: prefetched if the listing was
         planned ahead, else requested here, one page after the other."""
         listing = self.tap.prefetched(listing_key(path, params))
         if listing is not None:
             return iter(listing)
-        return self.fetch_pages(path, params, context)
+        return self.fetch_pages(path, params, context, read)
 
     def fetch_pages(
-        self, path: str, params: dict[str, t.Any], context: Context | None
+        self,
+        path: str,
+        params: dict[str, t.Any],
+        context: Context | None,
+        read: t.Callable[[bytes], dict] | None = None,
     ) -> t.Iterator[dict]:
         """Request a listing page by page; the next page is requested only once the previous
-        one has been consumed, so memory stays at one page."""
+        one has been consumed, so memory stays at one page. `read` turns a response body into
+        the page; by default this stream's records, shaped."""
         paginator = self.get_new_paginator(context)
-        send = self.request_decorator(self._request)
+        read = read or self.read_records
+
+        def request_page(prepared: requests.PreparedRequest, context: Context | None) -> t.Any:
+            return self._request_page(prepared, context, read)
+
+        send = self.request_decorator(request_page)
         url = self.url_base + path
         while not paginator.finished:
             page_params = dict(params)
@@ -246,6 +260,12 @@ class BloggerStream(RESTStream[str | None]):
             response = send(prepared, context)
             yield response.blogger_body
             paginator.advance(response)
+
+    def read_records(self, content: bytes) -> dict:
+        """A response body with this stream's records shaped (one resource, or a listing)."""
+        if self.records_key is None:
+            return self._shaper.read_resource(content)
+        return self._shaper.read_page(content)
 
     def listing(self, context: Context) -> tuple[str, dict[str, t.Any]]:
         """Path and query of this stream's listing for a context."""
@@ -271,17 +291,28 @@ class BloggerStream(RESTStream[str | None]):
         self.tap.before_request(self.name)
         return super()._request(prepared_request, context)
 
+    def _request_page(
+        self,
+        prepared_request: requests.PreparedRequest,
+        context: Context | None,
+        read: t.Callable[[bytes], dict],
+    ) -> requests.Response:
+        """One attempt: the request, its status checked, and its body read. A body that is
+        not whole JSON counts as a failed attempt, like a 5xx."""
+        response = self._request(prepared_request, context)
+        try:
+            response.blogger_body = read(response.content)  # type: ignore[attr-defined]
+        except msgspec.DecodeError:
+            raise RetriableAPIError(
+                f"truncated or invalid JSON body ({len(response.content)} bytes)", response
+            ) from None
+        except NotAnObjectError:
+            raise RetriableAPIError("JSON body is not an object", response) from None
+        return response
+
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
         if status < 300:
-            try:
-                response.blogger_body = _decode(response.content)  # type: ignore[attr-defined]
-            except msgspec.DecodeError:
-                raise RetriableAPIError(
-                    f"truncated or invalid JSON body ({len(response.content)} bytes)", response
-                ) from None
-            if not isinstance(response.blogger_body, dict):  # type: ignore[attr-defined]
-                raise RetriableAPIError("JSON body is not an object", response)
             self.tap.rate_limiter.succeeded()
             return
         message, error = describe_failure(response, attempts=1)
@@ -388,18 +419,13 @@ class BloggerStream(RESTStream[str | None]):
         return self.records_in(response.blogger_body)  # type: ignore[attr-defined]
 
     def records_in(self, body: dict) -> list:
-        if self.records_key is None:
-            return [body]
-        items = body.get(self.records_key) or []
-        if not isinstance(items, list):
-            items = [items]  # RecordShaper rejects whatever this is, with a message
-        return items
+        """The records of a body `read_records` made."""
+        return [body] if self.records_key is None else body[self.records_key]
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        record = self._shaper.shape(row)
         if context and "blog_id" in self.extra_ids:
-            record["blog_id"] = context["blog_id"]
-        return record
+            row["blog_id"] = context["blog_id"]
+        return row
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -1,8 +1,14 @@
 """Turn Blogger's wire format into records that match the declared schemas.
 
-One walk per record does the conversions the schemas promise (string int64 -> integer, local
-timestamps -> UTC) and checks every present field against its declared type, so a record either
-leaves the tap valid or the run stops with a message that names the record and the field.
+The conversions the schemas promise (string int64 -> integer, local timestamps -> UTC) and a
+check of every present field against its declared type, so a record either leaves the tap valid
+or the run stops with a message that names the record and the field.
+
+A response body is read in one of two ways with the same result. The fast one decodes it with
+msgspec straight into typed structures (the wire types, strictly: every field checked in C) and
+then converts only the few fields that need it. Anything that decoding refuses (an undocumented
+field, a number where a string belongs) sends the body to the general walk, which converts what
+can be converted, drops undocumented top-level fields with a warning and otherwise stops.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import typing as t
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from tap_blogger.errors import BadRecordError
 
@@ -65,11 +74,16 @@ def parse_timestamp(value: str) -> dt.datetime:
 
 def format_utc(moment: dt.datetime) -> str:
     """The one timestamp format the tap emits: fixed width UTC, so bookmarks sort as strings."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    # What isoformat(timespec="microseconds") gives, in less time: this runs twice a record.
+    utc = moment.replace(tzinfo=None) - moment.utcoffset()  # type: ignore[operator]
+    return utc.isoformat() + ("+00:00" if utc.microsecond else ".000000+00:00")
 
 
 def to_utc(value: str) -> str:
-    return format_utc(parse_timestamp(value))
+    try:
+        return format_utc(parse_timestamp(value))
+    except OverflowError:  # e.g. year 1 at +01:00, which is before any UTC datetime
+        raise ValueError(value) from None
 
 
 def build_field_plan(schema: dict) -> dict[str, t.Any]:
@@ -95,14 +109,72 @@ def _field_kind(field: dict) -> tuple[str, t.Any]:
     return ("any", None)
 
 
+_decode = msgspec.json.Decoder().decode
+
+
+class NotAnObjectError(ValueError):
+    """A response body that is valid JSON but not an object."""
+
+
+def read_body(content: bytes) -> dict:
+    """A response body as it came, for listings whose items are not this stream's records."""
+    body = _decode(content)
+    if not isinstance(body, dict):
+        raise NotAnObjectError(type(body).__name__)
+    return body
+
+
 class RecordShaper:
     """Converts and checks records of one stream against that stream's schema."""
 
-    def __init__(self, stream_name: str, schema: dict, logger: t.Any) -> None:
+    def __init__(
+        self, stream_name: str, schema: dict, logger: t.Any, records_key: str | None = "items"
+    ) -> None:
         self.stream_name = stream_name
         self.plan = build_field_plan(schema)
         self.logger = logger
+        self.records_key = records_key
         self._warned_unknown: set[str] = set()
+        record_type = _wire_type(self.plan, stream_name)
+        self._read_record = msgspec.json.Decoder(record_type).decode
+        self._read_list = msgspec.json.Decoder(_list_type(record_type, records_key)).decode
+        self._conversions = _conversion_plan(self.plan)
+
+    def read_page(self, content: bytes) -> dict:
+        """A listing's response body, its records shaped: `{records_key: [...],
+        "nextPageToken": ...}` (other body fields are not needed)."""
+        key = self.records_key or "items"
+        try:
+            page = self._read_list(content)
+            records = self._finish(msgspec.to_builtins(page.items or []))
+        except (msgspec.ValidationError, ValueError):
+            body = read_body(content)
+            items = body.get(key) or []
+            body[key] = [
+                self.shape(item) for item in (items if isinstance(items, list) else [items])
+            ]
+            return body
+        body = {key: records}
+        if page.nextPageToken is not UNSET:
+            body["nextPageToken"] = page.nextPageToken
+        return body
+
+    def read_resource(self, content: bytes) -> dict:
+        """The response body of a request for one resource, shaped as a record."""
+        try:
+            return self._finish([msgspec.to_builtins(self._read_record(content))])[0]
+        except (msgspec.ValidationError, ValueError):
+            return self.shape(read_body(content))
+
+    def _finish(self, records: list[dict]) -> list[dict]:
+        """Convert what decoding left as on the wire. Any refusal (ValueError) sends the body
+        to the general walk, which words the message."""
+        conversions = self._conversions
+        for record in records:
+            _convert(record, conversions)
+            if not record.get("id"):
+                raise ValueError("a record without an id")
+        return records
 
     def shape(self, record: dict) -> dict:
         if not isinstance(record, dict):
@@ -179,6 +251,99 @@ class RecordShaper:
             f"{_preview(value)}, which is not a valid {kind}. The API sent data that does not "
             "match Blogger v3; the run stops rather than emit or drop it."
         )
+
+
+_WIRE_SCALARS: dict[str, t.Any] = {
+    # int64 travels as a string, int32 as a number; timestamps are strings until converted.
+    "integer": int | str,
+    "number": int | float,
+    "boolean": bool,
+    "string": str,
+    "datetime": str,
+    "any": t.Any,
+}
+
+
+def _wire_type(plan: dict, name: str) -> type:
+    """A msgspec Struct of a plan's fields as they travel: all optional and nullable, nothing
+    undeclared allowed (such a body takes the general walk). Attribute names are generated;
+    `rename` maps them to the API's, so no field name can clash with Python's."""
+    fields = [
+        (f"f{i}", _wire_field(spec, f"{name}_{key}")) for i, (key, spec) in enumerate(plan.items())
+    ]
+    return msgspec.defstruct(
+        name,
+        [(attr, kind | None | UnsetType, UNSET) for attr, kind in fields],
+        rename={f"f{i}": key for i, key in enumerate(plan)},
+        forbid_unknown_fields=True,
+    )
+
+
+def _wire_field(spec: tuple[str, t.Any], name: str) -> t.Any:
+    kind, nested = spec
+    if kind == "object":
+        return _wire_type(nested, name)
+    if kind == "array":
+        return list[_wire_field(nested, name) | None]
+    return _WIRE_SCALARS[kind]
+
+
+def _list_type(record_type: type, records_key: str | None) -> type:
+    return msgspec.defstruct(
+        "Page",
+        [
+            ("items", list[record_type] | None | UnsetType, UNSET),
+            ("nextPageToken", str | UnsetType, UNSET),
+        ],
+        rename={"items": records_key or "items"},
+    )
+
+
+Conversions = tuple[tuple[str, t.Callable[[t.Any], t.Any] | None, t.Any], ...]
+
+
+def _integer(value: int | str) -> int:
+    if type(value) is int or value.strip().lstrip("-").isdigit():  # type: ignore[union-attr]
+        return int(value)
+    raise ValueError(value)
+
+
+_CONVERTERS: dict[str, t.Callable[[t.Any], t.Any]] = {"integer": _integer, "datetime": to_utc}
+
+
+def _each(convert: t.Callable[[t.Any], t.Any]) -> t.Callable[[list], list]:
+    return lambda values: [None if v is None else convert(v) for v in values]
+
+
+def _conversion_plan(plan: dict) -> Conversions:
+    """The fields decoding leaves as they travel, as (key, converter, None) for a value to
+    convert and (key, None, nested conversions) for an object or a list of objects."""
+    steps = []
+    for key, (kind, nested) in plan.items():
+        if kind in _CONVERTERS:
+            steps.append((key, _CONVERTERS[kind], None))
+        elif kind == "object" and (inner := _conversion_plan(nested)):
+            steps.append((key, None, inner))
+        elif kind == "array" and nested[0] in _CONVERTERS:
+            steps.append((key, _each(_CONVERTERS[nested[0]]), None))
+        elif kind == "array" and nested[0] == "object" and (inner := _conversion_plan(nested[1])):
+            steps.append((key, None, inner))
+    return tuple(steps)
+
+
+def _convert(obj: dict, conversions: Conversions) -> None:
+    for key, convert, nested in conversions:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if convert is not None:
+            obj[key] = convert(value)
+        elif type(value) is dict:
+            _convert(value, nested)
+        else:
+            for item in value:
+                if item is not None:
+                    _convert(item, nested)
 
 
 def _preview(value: t.Any) -> str:

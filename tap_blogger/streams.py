@@ -9,7 +9,7 @@ from singer_sdk.helpers.types import Context
 
 from tap_blogger.client import BloggerStream
 from tap_blogger.errors import BloggerAPIError
-from tap_blogger.records import format_utc, parse_timestamp
+from tap_blogger.records import format_utc, parse_timestamp, read_body
 
 
 class UsersStream(BloggerStream):
@@ -66,7 +66,7 @@ class BlogsStream(BloggerStream):
             (f"blogs/{value}", {}) if setting == "blog_ids" else ("blogs/byurl", {"url": value})
         )
         try:
-            return next(self.request_pages(path, params, context))
+            return next(self.request_pages(path, params, context, self._shaper.read_resource))
         except BloggerAPIError as exc:
             if exc.status in {403, 404}:
                 access = (
@@ -224,7 +224,10 @@ class CommentsStream(BlogChildStream):
     def _comments_per_post(self, context: Context, params: dict) -> t.Iterable[dict]:
         blog_id = context["blog_id"]
         posts = self.request_pages(
-            f"blogs/{blog_id}/posts", {"fetchBodies": "false", "status": ["LIVE"]}, context
+            f"blogs/{blog_id}/posts",
+            {"fetchBodies": "false", "status": ["LIVE"]},
+            context,
+            read_body,  # posts, read for their ids and reply counts only
         )
         statuses = params.pop("status")
         for body in posts:
