@@ -7,6 +7,7 @@ endpoint and what to do.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import typing as t
@@ -16,9 +17,11 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
+from singer_sdk.singerlib import RecordMessage
 
 from tap_blogger.auth import GoogleOAuthAuthenticator
 from tap_blogger.errors import BloggerAPIError, PaginationError
@@ -426,6 +429,29 @@ class BloggerStream(RESTStream[str | None]):
         if context and "blog_id" in self.extra_ids:
             row["blog_id"] = context["blog_id"]
         return row
+
+    @functools.cached_property
+    def _drops_properties(self) -> bool:
+        """Whether the catalog deselects any property of this stream."""
+        return not all(selected for breadcrumb, selected in self.mask.items() if breadcrumb)
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[RecordMessage]:
+        # The SDK's version first walks every record, nested objects included, to drop
+        # deselected properties: a tenth of a run's CPU when, as usually, none is. Without
+        # any, the rest of it is what remains: TYPE_CONFORMANCE_LEVEL is NONE, so only the
+        # stream maps apply.
+        if self._drops_properties:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -148,3 +148,25 @@ def test_only_selected_streams_are_emitted_and_requested(tiny, selected):
     for stream, route in routes.items():
         assert bool(tiny.counts.get(route)) == (stream in selected), route
     assert not tiny.counts.get("users.get")
+
+
+def test_deselected_properties_are_left_out_and_the_rest_is_whole(tiny):
+    catalog = _catalog_selecting(*STREAMS)
+    dropped = {"posts": "content", "comments": "author"}
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == ["properties", dropped.get(entry["tap_stream_id"])]:
+                metadata["metadata"]["selected"] = False
+    result = run_tap(tiny.oauth_config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stream in STREAMS:
+        records = result.records(stream)
+        assert sorted(r["id"] for r in records) == sorted(
+            r["id"] for r in tiny.dataset.truth(stream)
+        )
+        if stream in dropped:
+            assert not any(dropped[stream] in r for r in records), stream
+        else:
+            assert any("kind" in r for r in records), stream
+    assert any("title" in r for r in result.records("posts"))
+    assert any("content" in r for r in result.records("comments"))
