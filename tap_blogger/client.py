@@ -186,6 +186,7 @@ class BloggerStream(RESTStream[str | None]):
         self._sessions = threading.local()
         super().__init__(tap, schema=stream_schema(self.resource, self.extra_ids))
         self._shaper = RecordShaper(self.name, self.schema, self.logger, self.records_key)
+        self._schema_written = False
 
     @property
     def tap(self) -> TapBlogger:
@@ -429,6 +430,13 @@ class BloggerStream(RESTStream[str | None]):
         if context and "blog_id" in self.extra_ids:
             row["blog_id"] = context["blog_id"]
         return row
+
+    def _write_schema_message(self) -> None:
+        # The SDK sends a child stream's SCHEMA again for every parent context (each blog).
+        # Targets need it once, and some drain their buffers on every SCHEMA they read.
+        if not self._schema_written:
+            super()._write_schema_message()
+            self._schema_written = True
 
     @functools.cached_property
     def _drops_properties(self) -> bool:

@@ -37,6 +37,14 @@ def test_each_live_record_is_emitted_exactly_once(default_run):
     assert len(result.ids("posts")) > 1200  # the big blog spans several 500-item pages
 
 
+def test_each_stream_has_one_schema_message_before_its_records(default_run):
+    result, _, _ = default_run
+    for stream in STREAMS:
+        kinds = [m["type"] for m in result.messages if m.get("stream") == stream]
+        assert kinds.count("SCHEMA") == 1, stream
+        assert kinds.index("SCHEMA") < kinds.index("RECORD"), stream
+
+
 def test_every_record_is_valid_against_its_schema(default_run):
     result, _, _ = default_run
     checker = jsonschema.Draft7Validator.FORMAT_CHECKER
