@@ -6,8 +6,8 @@ import atexit
 import contextlib
 import sys
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.singerlib import Message, RecordMessage
+from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
+from singer_sdk.singerlib import Message, RecordMessage, StateMessage
 
 FLUSH_BYTES = 64 * 1024
 
@@ -30,6 +30,13 @@ class BatchingWriter(MsgSpecWriter):
         self._pending += self.format_message(message)
         if type(message) is not RecordMessage or len(self._pending) >= FLUSH_BYTES:
             self.flush()
+
+    def serialize_message(self, message: Message) -> bytearray:
+        if type(message) is StateMessage:
+            # Its to_dict (dataclasses.asdict) deep-copies the whole state only to encode it;
+            # a run writes one per blog and stream.
+            return serialize_jsonl({"type": "STATE", "value": message.value})
+        return super().serialize_message(message)
 
     def _flush_at_exit(self) -> None:
         with contextlib.suppress(BrokenPipeError):  # the reader is gone: nothing to deliver

@@ -242,6 +242,18 @@ class TapBlogger(Tap):
                     functools.partial(stream.fetch_pages, path, params, dict(context)),
                 )
 
+    def _plan_blog_list(self) -> None:
+        """The blog list is read while `users` is: every other listing waits for it."""
+        blogs = self.streams["blogs"]
+        wanted = blogs.selected or blogs.has_selected_descendents
+        configured = self.config.get("blog_ids") or self.config.get("blog_urls")
+        if self.prefetcher is None or not wanted or configured:
+            return
+        path, params = blogs.listing(None)
+        self.prefetcher.plan(
+            listing_key(path, params), functools.partial(blogs.fetch_pages, path, params, None)
+        )
+
     def prefetched(self, key: tuple[str, str]) -> t.Any:
         return None if self.prefetcher is None else self.prefetcher.take(key)
 
@@ -249,6 +261,7 @@ class TapBlogger(Tap):
         workers = int(self.config["max_concurrency"])
         self.prefetcher = ListingPrefetcher(workers) if workers > 1 else None
         try:
+            self._plan_blog_list()
             super().sync_all()
         finally:
             if self.prefetcher is not None:

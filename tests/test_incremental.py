@@ -8,7 +8,10 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import StateMessage
 
+from tap_blogger.output import BatchingWriter
 from tap_blogger.records import format_utc, parse_timestamp
 from tests.blogger_emulator import BloggerEmulator
 from tests.conftest import run_tap, run_tap_until_killed
@@ -270,3 +273,25 @@ def test_iso_forms_that_rfc3339_does_not_allow_are_refused(value):
 )
 def test_rfc3339_forms_are_read_as_instants(value, utc):
     assert format_utc(parse_timestamp(value)) == utc
+
+
+def test_state_messages_are_encoded_as_the_sdks_own_writer_encodes_them():
+    state = {
+        "bookmarks": {
+            "posts": {
+                "partitions": [
+                    {
+                        "context": {"blog_id": "1"},
+                        "replication_key": "updated",
+                        "replication_key_value": "2024-01-01T00:00:00.000000+00:00",
+                        "starting_replication_value": None,
+                    }
+                ]
+            },
+            "pages": {"note": "ü \u2028", "count": 3},
+        }
+    }
+    message = StateMessage(value=state)
+    assert bytes(BatchingWriter().serialize_message(message)) == bytes(
+        MsgSpecWriter().serialize_message(message)
+    )
