@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import REPO
-from bench.matrix import CLIENTS, TAP, Client
+from bench.matrix import CLIENTS, TAP, Client, tap_default
 from bench.report import Table, render_table, render_targets
 from bench.runner import measure
 from tests.blogger_emulator.process import EmulatorProcess
@@ -43,9 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate-limit-rps",
         type=float,
-        default=30,
         help="the emulator's rate limit for runs with latency, as Google has one; 0 = none "
-        "(default: 30)",
+        "(default: the tap's default requests_per_second)",
     )
     parser.add_argument(
         "--all-combinations",
@@ -129,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem := check_environment(args):
         print(problem, file=sys.stderr)
         return 1
+    if args.rate_limit_rps is None:  # a server that allows exactly what the tap asks by default
+        args.rate_limit_rps = float(tap_default("requests_per_second"))
     with tempfile.TemporaryDirectory(prefix="tap-blogger-bench-") as tmp:
         tables = run_matrix(args, Path(tmp))
     report = "\n\n".join(

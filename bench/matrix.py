@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,14 @@ from bench import REPO
 TAP = REPO / ".venv" / "bin" / "tap-blogger"
 TAP_SETTINGS = ("client_id", "client_secret", "refresh_token", "api_url", "token_url")
 SMALL_DATASET = "bench2"  # the one the slow dlt rows run on by default
+
+
+def tap_default(setting: str) -> Any:
+    """A setting's default, as `tap-blogger --about` declares it."""
+    about = subprocess.run(
+        [str(TAP), "--about", "--format=json"], capture_output=True, check=True, text=True
+    )
+    return json.loads(about.stdout)["settings"]["properties"][setting]["default"]
 
 
 @dataclass(frozen=True)

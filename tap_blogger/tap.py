@@ -30,7 +30,7 @@ POST_STATUSES = ["live", "draft", "scheduled", "soft_trashed"]
 PAGE_STATUSES = ["live", "draft", "soft_trashed"]
 COMMENT_STATUSES = ["live", "pending", "spam", "emptied"]
 DEFAULT_CONCURRENCY = 8
-DEFAULT_REQUESTS_PER_SECOND = 25
+DEFAULT_REQUESTS_PER_SECOND = 50
 
 
 def _statuses(name: str, allowed: list[str], what: str) -> th.Property:

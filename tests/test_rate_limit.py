@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
+from tap_blogger.tap import TapBlogger
 from tests.blogger_emulator import BloggerEmulator, Dataset
 from tests.conftest import run_tap
 
@@ -53,6 +54,18 @@ def test_a_server_rate_limit_below_the_ceiling_slows_the_run_instead_of_failing_
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(result.ids("comments")) == sorted(c["id"] for c in emu.dataset.truth("comments"))
     assert 0 < refused <= 25
+
+
+def test_the_default_rate_gets_no_429_from_a_server_allowing_that_rate():
+    # The 20-blog dataset needs more requests than one second's burst: the bucket's
+    # sustained rate is what the server sees too.
+    rate = TapBlogger.config_jsonschema["properties"]["requests_per_second"]["default"]
+    with BloggerEmulator(Dataset.named("agency"), rate_limit_rps=rate, latency_ms=20) as emu:
+        result = run_tap(emu.oauth_config())
+        refused, requests = emu.rate_limited, sum(emu.counts.values())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert requests > rate
+    assert refused == 0
 
 
 def test_a_listing_nobody_reads_never_keeps_its_worker_or_the_process_alive():
