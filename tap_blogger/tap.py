@@ -16,7 +16,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_blogger import streams
+from tap_blogger import __version__, streams
 from tap_blogger.auth import build_authenticator
 from tap_blogger.client import listing_key
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
@@ -156,6 +156,11 @@ class TapBlogger(Tap):
     message_writer_class = BatchingWriter  # msgspec encoding, one write per batch of records
 
     config_jsonschema = SETTINGS.to_dict()
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        # Read once at import; the SDK would look the distribution up again on every start.
+        return __version__
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._authenticator: t.Any = None

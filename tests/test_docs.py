@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -33,3 +34,15 @@ def test_readme_settings_table_matches_about_markdown() -> None:
     ]
     assert len(expected) == len(own) + 2
     assert _readme_block("settings") == expected
+
+
+def test_version_is_the_installed_distributions() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "tap_blogger", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tap_env(),
+        stdin=subprocess.DEVNULL,
+    ).stdout
+    assert shown.startswith(f"tap-blogger v{importlib.metadata.version('tap-blogger')},")
