@@ -262,8 +262,10 @@ class BloggerStream(RESTStream[str | None]):
                 method="GET", url=url, params=page_params, headers=self.http_headers
             )
             response = send(prepared, context)
-            yield response.blogger_body
+            # Advanced before the page is handed on: deciding where paging stops may shape the
+            # page's records, which must not happen in two threads at once.
             paginator.advance(response)
+            yield response.blogger_body
 
     def read_records(self, content: bytes) -> dict:
         """A response body with this stream's records shaped (one resource, or a listing)."""
@@ -423,8 +425,8 @@ class BloggerStream(RESTStream[str | None]):
         return self.records_in(response.blogger_body)  # type: ignore[attr-defined]
 
     def records_in(self, body: dict) -> list:
-        """The records of a body `read_records` made."""
-        return [body] if self.records_key is None else body[self.records_key]
+        """The records of a body `read_records` made, shaped."""
+        return [body] if self.records_key is None else self._shaper.records(body)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         if context and "blog_id" in self.extra_ids:

@@ -110,6 +110,7 @@ def _field_kind(field: dict) -> tuple[str, t.Any]:
 
 
 _decode = msgspec.json.Decoder().decode
+_DECODED = object()  # key of a page's decoded, not yet shaped records: no JSON key can equal it
 
 
 class NotAnObjectError(ValueError):
@@ -141,22 +142,36 @@ class RecordShaper:
         self._conversions = _conversion_plan(self.plan)
 
     def read_page(self, content: bytes) -> dict:
-        """A listing's response body, its records shaped: `{records_key: [...],
-        "nextPageToken": ...}` (other body fields are not needed)."""
-        key = self.records_key or "items"
+        """A listing's response body: `{"nextPageToken": ...}` at once, and its records, which
+        `records` shapes when they are first asked for. So a prefetching worker can ask for the
+        next page as soon as the body is decoded: only the token is on that path."""
         try:
             page = self._read_list(content)
-            records = self._finish(msgspec.to_builtins(page.items or []))
-        except (msgspec.ValidationError, ValueError):
-            body = read_body(content)
-            items = body.get(key) or []
-            body[key] = [
-                self.shape(item) for item in (items if isinstance(items, list) else [items])
-            ]
-            return body
-        body = {key: records}
+        except msgspec.ValidationError:
+            return self._walk_page(content)
+        body: dict = {_DECODED: (page.items or [], content)}
         if page.nextPageToken is not UNSET:
             body["nextPageToken"] = page.nextPageToken
+        return body
+
+    def records(self, body: dict) -> list[dict]:
+        """The shaped records of a body `read_page` made."""
+        key = self.records_key or "items"
+        decoded = body.pop(_DECODED, None)
+        if decoded is not None:
+            items, content = decoded
+            try:
+                body[key] = self._finish(msgspec.to_builtins(items))
+            except ValueError:
+                body[key] = self._walk_page(content)[key]
+        return body[key]
+
+    def _walk_page(self, content: bytes) -> dict:
+        """The general walk over a page the typed decoding refused."""
+        key = self.records_key or "items"
+        body = read_body(content)
+        items = body.get(key) or []
+        body[key] = [self.shape(item) for item in (items if isinstance(items, list) else [items])]
         return body
 
     def read_resource(self, content: bytes) -> dict:

@@ -152,9 +152,7 @@ class PostsStream(BlogChildStream):
         # Newest first: once a page reaches the bound, every later page is older still.
         bound = self.lower_bound(context)
         return bound is not None and any(
-            _older_than(item.get("updated"), bound)
-            for item in body.get("items") or []
-            if isinstance(item, dict)
+            _older_than(item.get("updated"), bound) for item in self.records_in(body)
         )
 
 
