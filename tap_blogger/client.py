@@ -171,7 +171,8 @@ class BloggerStream(RESTStream[str | None]):
 
     #: Discovery-document resource the records are (User, Blog, Post, Page, Comment).
     resource: t.ClassVar[str]
-    #: Parent ids added at the top level of every record.
+    #: Parent ids declared at the top level of every record. `blog_id` is the state partition's
+    #: key, which the SDK adds to each record; others are set in `post_process`.
     extra_ids: t.ClassVar[tuple[str, ...]] = ()
     #: Response key holding the records; None for endpoints that return one resource.
     records_key: t.ClassVar[str | None] = "items"
@@ -421,17 +422,9 @@ class BloggerStream(RESTStream[str | None]):
 
     # Records
 
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        return self.records_in(response.blogger_body)  # type: ignore[attr-defined]
-
     def records_in(self, body: dict) -> list:
         """The records of a body `read_records` made, shaped."""
         return [body] if self.records_key is None else self._shaper.records(body)
-
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        if context and "blog_id" in self.extra_ids:
-            row["blog_id"] = context["blog_id"]
-        return row
 
     def _write_schema_message(self) -> None:
         # The SDK sends a child stream's SCHEMA again for every parent context (each blog).
