@@ -240,10 +240,10 @@ class RecordShaper:
                 except ValueError:
                     pass
         elif kind == "integer":
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                return int(value)
+            try:
+                return _integer(value)
+            except ValueError:
+                pass
         elif kind == "number":
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return value
@@ -317,8 +317,11 @@ def _list_type(record_type: type, records_key: str | None) -> type:
 Conversions = tuple[tuple[str, t.Callable[[t.Any], t.Any] | None, t.Any], ...]
 
 
-def _integer(value: int | str) -> int:
-    if type(value) is int or value.strip().lstrip("-").isdigit():  # type: ignore[union-attr]
+def _integer(value: t.Any) -> int:
+    """An integer, or an int64 as Google sends it (a string of digits); ValueError otherwise."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise ValueError(value)
 

@@ -250,12 +250,6 @@ def query_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _older_than(value: t.Any, bound: dt.datetime) -> bool:
-    """Whether a raw API timestamp lies before `bound`; unparseable values are kept (the
-    record check reports them)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return parse_timestamp(value) < bound
-    except ValueError:
-        return False
+def _older_than(value: str | None, bound: dt.datetime) -> bool:
+    """Whether a shaped record's timestamp (valid UTC, or absent) lies before `bound`."""
+    return value is not None and parse_timestamp(value) < bound
