@@ -241,22 +241,22 @@ class TapBlogger(Tap):
                     continue
                 # The bookmark decides the query (startDate) and where paging stops.
                 stream._write_starting_replication_value(context)
-                path, params = stream.listing(context)
-                self.prefetcher.plan(
-                    listing_key(path, params),
-                    functools.partial(stream.fetch_pages, path, params, dict(context)),
-                )
+                self._plan(stream, dict(context))
 
     def _plan_blog_list(self) -> None:
         """The blog list is read while `users` is: every other listing waits for it."""
         blogs = self.streams["blogs"]
         wanted = blogs.selected or blogs.has_selected_descendents
         configured = self.config.get("blog_ids") or self.config.get("blog_urls")
-        if self.prefetcher is None or not wanted or configured:
-            return
-        path, params = blogs.listing(None)
+        if self.prefetcher is not None and wanted and not configured:
+            self._plan(blogs, None)
+
+    def _plan(self, stream: t.Any, context: dict | None) -> None:
+        """Hand one listing of `stream` for `context` to the prefetcher."""
+        assert self.prefetcher is not None  # callers plan only when prefetching
+        path, params = stream.listing(context)
         self.prefetcher.plan(
-            listing_key(path, params), functools.partial(blogs.fetch_pages, path, params, None)
+            listing_key(path, params), functools.partial(stream.fetch_pages, path, params, context)
         )
 
     def prefetched(self, key: tuple[str, str]) -> t.Any:
