@@ -9,7 +9,7 @@ from singer_sdk.helpers.types import Context
 
 from tap_blogger.client import BloggerStream
 from tap_blogger.errors import BloggerAPIError
-from tap_blogger.records import format_utc, parse_timestamp, read_body
+from tap_blogger.records import format_utc, read_body
 
 
 class UsersStream(BloggerStream):
@@ -143,14 +143,14 @@ class PostsStream(BlogChildStream):
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        bound = self.lower_bound(context)
+        bound = _as_record_time(self.lower_bound(context))
         for record in super().get_records(context):
             if bound is None or not _older_than(record.get("updated"), bound):
                 yield record
 
     def stop_paging(self, body: dict, context: Context | None) -> bool:
         # Newest first: once a page reaches the bound, every later page is older still.
-        bound = self.lower_bound(context)
+        bound = _as_record_time(self.lower_bound(context))
         return bound is not None and any(
             _older_than(item.get("updated"), bound) for item in self.records_in(body)
         )
@@ -168,7 +168,7 @@ class PagesStream(BlogChildStream):
         return {**self.body_params(), **self.status_params()}
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        start_date = self.tap.start_date
+        start_date = _as_record_time(self.tap.start_date)
         for record in super().get_records(context):
             if start_date is None or not _older_than(record.get("published"), start_date):
                 yield record
@@ -250,6 +250,12 @@ def query_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _older_than(value: str | None, bound: dt.datetime) -> bool:
-    """Whether a shaped record's timestamp (valid UTC, or absent) lies before `bound`."""
-    return value is not None and parse_timestamp(value) < bound
+def _as_record_time(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else format_utc(moment)
+
+
+def _older_than(value: str | None, bound: str) -> bool:
+    """Whether a shaped record's timestamp lies before `bound` (from `_as_record_time`): both
+    are in the records' fixed-width UTC format, so they compare as strings, without a parse
+    per record."""
+    return value is not None and value < bound
