@@ -150,7 +150,8 @@ class _Workers:
 
 
 class ListingPrefetcher:
-    """Runs planned listings in submission order, at most `window` ahead of the consumer."""
+    """Runs planned listings in submission order, at most `window` ahead of the consumer; and
+    the few read aside, out of that order."""
 
     def __init__(self, workers: int) -> None:
         self._pool = _Workers(workers)
@@ -158,12 +159,19 @@ class ListingPrefetcher:
         self._planned: deque[tuple[ListingKey, t.Callable[[], t.Iterator[dict]]]] = deque()
         # Started listings in plan order; the consumer takes them in that order too.
         self._started: dict[ListingKey, _Listing] = {}
+        self._aside: dict[ListingKey, _Listing] = {}
         self._lock = threading.Lock()
 
     def plan(self, key: ListingKey, pages: t.Callable[[], t.Iterator[dict]]) -> None:
         with self._lock:
             self._planned.append((key, pages))
             self._start_within_window()
+
+    def read_aside(self, key: ListingKey, pages: t.Callable[[], t.Iterator[dict]]) -> None:
+        """Start a small listing at once that the sync takes whenever it comes to it, outside
+        the planned order, which taking it neither follows nor moves."""
+        with self._lock:
+            self._aside[key] = self._fetch(pages)
 
     def take(self, key: ListingKey) -> _Listing | None:
         """The prefetched listing for `key`, or None if it was not planned.
@@ -172,6 +180,8 @@ class ListingPrefetcher:
         plan that differs from the sync can cost a request but never block a worker.
         """
         with self._lock:
+            if (aside := self._aside.pop(key, None)) is not None:
+                return aside
             if key not in self._started and all(k != key for k, _ in self._planned):
                 return None
             while key not in self._started:
@@ -189,14 +199,18 @@ class ListingPrefetcher:
             self._start(*self._planned.popleft())
 
     def _start(self, key: ListingKey, pages: t.Callable[[], t.Iterator[dict]]) -> None:
+        self._started[key] = self._fetch(pages)
+
+    def _fetch(self, pages: t.Callable[[], t.Iterator[dict]]) -> _Listing:
         listing = _Listing(pages)
-        self._started[key] = listing
         self._pool.submit(listing.fetch)
+        return listing
 
     def close(self) -> None:
         with self._lock:
             self._planned.clear()
-            for listing in self._started.values():
+            for listing in [*self._started.values(), *self._aside.values()]:
                 listing.cancel()
             self._started.clear()
+            self._aside.clear()
         self._pool.shutdown()

@@ -243,19 +243,26 @@ class TapBlogger(Tap):
                 stream._write_starting_replication_value(context)
                 self._plan(stream, dict(context))
 
-    def _plan_blog_list(self) -> None:
-        """The blog list is read while `users` is: every other listing waits for it."""
-        blogs = self.streams["blogs"]
+    def _plan_first_reads(self) -> None:
+        """The blog list, which every other listing waits for, and `users/self`, which the SDK
+        syncs last (streams run in name order): both are read at once, side by side."""
+        if self.prefetcher is None:
+            return
+        blogs, users = self.streams["blogs"], self.streams["users"]
         wanted = blogs.selected or blogs.has_selected_descendents
         configured = self.config.get("blog_ids") or self.config.get("blog_urls")
-        if self.prefetcher is not None and wanted and not configured:
+        if wanted and not configured:
             self._plan(blogs, None)
+        if users.selected and self.credential_mode != "api_key":
+            self._plan(users, None, aside=True)
 
-    def _plan(self, stream: t.Any, context: dict | None) -> None:
-        """Hand one listing of `stream` for `context` to the prefetcher."""
+    def _plan(self, stream: t.Any, context: dict | None, *, aside: bool = False) -> None:
+        """Hand one listing of `stream` for `context` to the prefetcher: in the sync's order,
+        or `aside` of it."""
         assert self.prefetcher is not None  # callers plan only when prefetching
         path, params = stream.listing(context)
-        self.prefetcher.plan(
+        start = self.prefetcher.read_aside if aside else self.prefetcher.plan
+        start(
             listing_key(path, params), functools.partial(stream.fetch_pages, path, params, context)
         )
 
@@ -266,7 +273,7 @@ class TapBlogger(Tap):
         workers = int(self.config["max_concurrency"])
         self.prefetcher = ListingPrefetcher(workers) if workers > 1 else None
         try:
-            self._plan_blog_list()
+            self._plan_first_reads()
             super().sync_all()
         finally:
             if self.prefetcher is not None:

@@ -1,4 +1,5 @@
-"""Concurrent workers share one request budget and slow down together when Google says so."""
+"""Concurrent workers share one request budget, slow down together when Google says so, and
+spend no round trip waiting that they could have overlapped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
 from tap_blogger.tap import TapBlogger
-from tests.blogger_emulator import BloggerEmulator, Dataset
+from tests.blogger_emulator import API_ROUTES, BloggerEmulator, Dataset
 from tests.conftest import run_tap
 
 
@@ -66,6 +67,18 @@ def test_the_default_rate_gets_no_429_from_a_server_allowing_that_rate():
     assert result.returncode == 0, result.stderr[-2000:]
     assert requests > rate
     assert refused == 0
+
+
+def test_users_self_is_read_with_the_blog_list_not_after_every_listing():
+    # The SDK syncs `users` last (streams run in name order); its one request must not add a
+    # round trip to the end of the run.
+    with BloggerEmulator(Dataset.named("agency"), latency_ms=20) as emu:
+        result = run_tap(emu.oauth_config())
+        routes = [r.route for r in emu.requests if r.route in API_ROUTES]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.ids("users"), "the users stream emitted nothing"
+    assert len(routes) > 60
+    assert routes.index("users.get") < 5, routes[:10]
 
 
 def test_a_listing_nobody_reads_never_keeps_its_worker_or_the_process_alive():
