@@ -94,7 +94,7 @@ SMALL = frozenset({SMALL_DATASET})
 CLIENTS: tuple[Client, ...] = (
     Client("tap", "tap-blogger", "singer", tap_command()),
     Client("tap-seq", "tap-blogger (max_concurrency=1)", "singer", tap_command(max_concurrency=1)),
-    # Without the default ceiling of 25 requests/s, which alone sets the wall time at 0 ms; with
+    # Without the default ceiling of requests_per_second, to show what it costs at 0 ms; with
     # latency the emulator's rate limit would answer it with 429s.
     Client(
         "tap-unthrottled",
