@@ -54,6 +54,7 @@ class GoogleOAuthAuthenticator(_SDKOAuthAuthenticator):
         self._timeout = timeout
         self._lock = threading.Lock()
         self._expires_at = 0.0
+        self._refusal: str | None = None
         self.token_requests = 0
 
     @property
@@ -76,8 +77,14 @@ class GoogleOAuthAuthenticator(_SDKOAuthAuthenticator):
 
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         with self._lock:
+            if self._refusal is not None:  # the run is ending: no other thread asks again
+                raise AuthError(self._refusal)
             if not self.is_token_valid():
-                self.update_access_token()
+                try:
+                    self.update_access_token()
+                except AuthError as exc:
+                    self._refusal = str(exc)
+                    raise
             token = self.access_token
         request.headers["Authorization"] = f"Bearer {token}"
         return request

@@ -8,7 +8,10 @@ from collections import Counter
 from urllib.parse import quote, quote_plus
 
 import pytest
+import requests
 
+from tap_blogger.auth import build_authenticator
+from tap_blogger.errors import AuthError
 from tests.conftest import fast_retries, run_tap, tap_env
 
 
@@ -118,6 +121,18 @@ def test_deleted_client_stops_before_any_data_call(fresh_tiny):
     assert_clean_failure(result, "invalid_client", "client_secret")
     assert fresh_tiny.counts["token"] == 1
     assert sum(v for k, v in fresh_tiny.counts.items() if k != "token") == 0
+
+
+def test_a_refused_token_request_is_not_repeated_by_the_other_workers(fresh_tiny):
+    # Workers start together and each needs the token; after one refusal the rest must stop
+    # with it rather than ask Google again.
+    fresh_tiny.delete_client()
+    auth = build_authenticator(fresh_tiny.oauth_config(), timeout=5, user_agent="test")
+    for _ in range(3):
+        request = requests.Request("GET", fresh_tiny.api_url + "/users/self").prepare()
+        with pytest.raises(AuthError, match="invalid_client"):
+            auth.authenticate_request(request)
+    assert fresh_tiny.counts["token"] == 1
 
 
 def test_expired_access_token_is_a_clear_error(fresh_tiny):
