@@ -14,7 +14,7 @@ can be converted, drops undocumented top-level fields with a warning and otherwi
 from __future__ import annotations
 
 import datetime as dt
-import re
+import functools
 import typing as t
 
 import msgspec
@@ -24,10 +24,27 @@ from tap_blogger.errors import BadRecordError
 
 UTC = dt.timezone.utc
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
-)
+# RFC 3339 with its offset required, parsed in C; the typed decoding reads timestamps as these.
+AwareDatetime = t.Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse an RFC 3339 timestamp with a required offset; raise ValueError otherwise."""
+    text = value.strip()
+    try:
+        return msgspec.convert(text, AwareDatetime)  # as the typed decoding reads it
+    except msgspec.ValidationError:
+        pass
+    # Refused there but still one instant: an offset with seconds (local mean time before
+    # time zones, as Python writes it) or a decimal comma.
+    if _looks_rfc3339(text):
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    raise ValueError(value)
 
 
 def _looks_rfc3339(value: str) -> bool:
@@ -41,37 +58,6 @@ def _looks_rfc3339(value: str) -> bool:
     )
 
 
-def parse_timestamp(value: str) -> dt.datetime:
-    """Parse an RFC 3339 timestamp with a required offset; raise ValueError otherwise."""
-    if _looks_rfc3339(value):  # C fast path for what Google sends
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed
-    match = _RFC3339.fullmatch(value.strip())
-    if not match:
-        raise ValueError(value)
-    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    offset = dt.timedelta(0)
-    if not zulu:
-        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
-        if sign == "-":
-            offset = -offset
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    return dt.datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        int(second),
-        micro,
-        tzinfo=dt.timezone(offset),
-    )
-
-
 def format_utc(moment: dt.datetime) -> str:
     """The one timestamp format the tap emits: fixed width UTC, so bookmarks sort as strings."""
     # What isoformat(timespec="microseconds") gives, in less time: this runs twice a record.
@@ -79,11 +65,16 @@ def format_utc(moment: dt.datetime) -> str:
     return utc.isoformat() + ("+00:00" if utc.microsecond else ".000000+00:00")
 
 
-def to_utc(value: str) -> str:
+def utc_text(moment: dt.datetime) -> str:
+    """`format_utc` of a record's timestamp; ValueError for one no UTC datetime can hold."""
     try:
-        return format_utc(parse_timestamp(value))
+        return format_utc(moment)
     except OverflowError:  # e.g. year 1 at +01:00, which is before any UTC datetime
-        raise ValueError(value) from None
+        raise ValueError(moment) from None
+
+
+def to_utc(value: str) -> str:
+    return utc_text(parse_timestamp(value))
 
 
 def build_field_plan(schema: dict) -> dict[str, t.Any]:
@@ -110,6 +101,8 @@ def _field_kind(field: dict) -> tuple[str, t.Any]:
 
 
 _decode = msgspec.json.Decoder().decode
+# Decoded records as dicts, their timestamps still datetimes for the conversion to UTC.
+_builtins = functools.partial(msgspec.to_builtins, builtin_types=(dt.datetime,))
 _DECODED = object()  # key of a page's decoded, not yet shaped records: no JSON key can equal it
 
 
@@ -161,7 +154,7 @@ class RecordShaper:
         if decoded is not None:
             items, content = decoded
             try:
-                body[key] = self._finish(msgspec.to_builtins(items))
+                body[key] = self._finish(_builtins(items))
             except ValueError:
                 body[key] = self._walk_page(content)[key]
         return body[key]
@@ -177,12 +170,12 @@ class RecordShaper:
     def read_resource(self, content: bytes) -> dict:
         """The response body of a request for one resource, shaped as a record."""
         try:
-            return self._finish([msgspec.to_builtins(self._read_record(content))])[0]
+            return self._finish([_builtins(self._read_record(content))])[0]
         except (msgspec.ValidationError, ValueError):
             return self.shape(read_body(content))
 
     def _finish(self, records: list[dict]) -> list[dict]:
-        """Convert what decoding left as on the wire. Any refusal (ValueError) sends the body
+        """Convert what decoding left undone. Any refusal (ValueError) sends the body
         to the general walk, which words the message."""
         conversions = self._conversions
         for record in records:
@@ -269,12 +262,12 @@ class RecordShaper:
 
 
 _WIRE_SCALARS: dict[str, t.Any] = {
-    # int64 travels as a string, int32 as a number; timestamps are strings until converted.
+    # int64 travels as a string, int32 as a number; timestamps are read, then converted to UTC.
     "integer": int | str,
     "number": int | float,
     "boolean": bool,
     "string": str,
-    "datetime": str,
+    "datetime": AwareDatetime,
     "any": t.Any,
 }
 
@@ -326,7 +319,7 @@ def _integer(value: t.Any) -> int:
     raise ValueError(value)
 
 
-_CONVERTERS: dict[str, t.Callable[[t.Any], t.Any]] = {"integer": _integer, "datetime": to_utc}
+_CONVERTERS: dict[str, t.Callable[[t.Any], t.Any]] = {"integer": _integer, "datetime": utc_text}
 
 
 def _each(convert: t.Callable[[t.Any], t.Any]) -> t.Callable[[list], list]:

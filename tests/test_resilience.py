@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import types
@@ -154,6 +155,12 @@ _timestamps = st.one_of(
             "2024-03-10T02:30:00-08:00",
             "2024-11-03T01:30:00.123-07:00",
             "0001-01-01T00:30:00+01:00",  # before any UTC datetime
+            "9999-12-31T23:30:00-01:00",  # after any
+            "2024-01-01T10:00:00.9999997Z",  # finer than microseconds
+            "1890-01-01T00:00:00-07:52:58",  # an offset with seconds
+            "2024-01-01t10:00:00,5z",
+            "2024-03-10 10:59:00+0100",
+            "2024-03-10T10:59:60Z",
             "not a date",
             "",
         ]
@@ -198,7 +205,15 @@ _post = st.fixed_dictionaries(
 _well_formed_post = st.fixed_dictionaries(
     {
         "id": st.text(min_size=1, max_size=20),
-        "published": st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+        "published": st.one_of(
+            # RFC 3339 offsets are whole minutes; zones' local mean time before 1900 is not.
+            st.datetimes(timezones=st.timezones())
+            .filter(lambda d: d.utcoffset() % dt.timedelta(minutes=1) == dt.timedelta(0))
+            .map(lambda d: d.isoformat()),
+            st.sampled_from(
+                ["2024-01-01T10:00:00.9999997Z", "2024-01-01t10:00:00z", "2024-03-10 10:59:00+0100"]
+            ),
+        ),
     },
     optional={
         "title": _text,
