@@ -9,7 +9,7 @@ with BloggerEmulator(Dataset.named("tiny")) as emu:
 from .data import COMMENT_STATUSES, PAGE_STATUSES, POST_STATUSES, BlogSpec, Dataset, parse_timestamp
 from .faults import KINDS as FAULT_KINDS
 from .faults import TRANSIENT_KINDS, FaultInjector
-from .server import API_ROUTES, ROUTES, SCOPE_READONLY, BloggerEmulator, RequestLog
+from .server import API_ROUTES, RATE_LIMITERS, ROUTES, SCOPE_READONLY, BloggerEmulator, RequestLog
 
 __all__ = [
     "API_ROUTES",
@@ -17,6 +17,7 @@ __all__ = [
     "FAULT_KINDS",
     "PAGE_STATUSES",
     "POST_STATUSES",
+    "RATE_LIMITERS",
     "ROUTES",
     "SCOPE_READONLY",
     "TRANSIENT_KINDS",

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from .data import Dataset
-from .server import BloggerEmulator
+from .server import RATE_LIMITERS, BloggerEmulator
 
 
 def _write_credentials(path: Path, emu: BloggerEmulator) -> None:
@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--rate-limit-rps", type=float, default=None)
     parser.add_argument(
+        "--rate-limit-window",
+        choices=sorted(RATE_LIMITERS),
+        default="bucket",
+        help="how the rate limit counts: token bucket as deep as the rate, per wall-clock "
+        "second, or over any sliding second",
+    )
+    parser.add_argument(
         "--token-ttl", type=float, default=3600, help="access token lifetime, seconds"
     )
     parser.add_argument("--credentials-file", type=Path, default=None)
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         latency_ms=args.latency_ms,
         rate_limit_rps=args.rate_limit_rps,
+        rate_limit_window=args.rate_limit_window,
         token_ttl_s=args.token_ttl,
         verbose=args.verbose,
         expose_credentials=True,

@@ -27,6 +27,7 @@ class EmulatorProcess:
         work_dir: Path,
         latency_ms: float = 0,
         rate_limit_rps: float | None = None,
+        rate_limit_window: str = "bucket",
     ) -> None:
         self.credentials_file = work_dir / f"credentials-{dataset}-{latency_ms:g}ms.json"
         self.log_file = work_dir / f"emulator-{dataset}-{latency_ms:g}ms.log"
@@ -45,6 +46,7 @@ class EmulatorProcess:
         ]
         if rate_limit_rps:
             self._command += ["--rate-limit-rps", f"{rate_limit_rps:g}"]
+            self._command += ["--rate-limit-window", rate_limit_window]
         self._proc: subprocess.Popen[bytes] | None = None
         self.credentials: dict[str, Any] = {}
 

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -330,6 +330,48 @@ class _Bucket:
         return False
 
 
+@dataclass
+class _CalendarSeconds:
+    """At most `rate` requests per wall-clock second (a counter reset on each new second)."""
+
+    rate: float
+    second: int = -1
+    count: int = 0
+
+    def take(self) -> bool:
+        now = int(time.time())
+        if now != self.second:
+            self.second, self.count = now, 0
+        self.count += 1
+        return self.count <= self.rate
+
+
+@dataclass
+class _SlidingSecond:
+    """At most `rate` requests in any one-second window."""
+
+    rate: float
+    times: deque[float] = field(default_factory=deque)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        while self.times and self.times[0] <= now - 1:
+            self.times.popleft()
+        if len(self.times) < self.rate:
+            self.times.append(now)
+            return True
+        return False
+
+
+# How `rate_limit_rps` counts requests. Google does not say how it counts per-second use, so a
+# client has to stay within each of these.
+RATE_LIMITERS: dict[str, Callable[[float], Any]] = {
+    "bucket": _Bucket,
+    "calendar": _CalendarSeconds,
+    "sliding": _SlidingSecond,
+}
+
+
 def _resolve(method: str, path: str) -> tuple[str, tuple[str, ...]]:
     if path == "/token":
         return ("token", ()) if method == "POST" else ("not_found", ())
@@ -357,6 +399,7 @@ class BloggerEmulator:
         *,
         latency_ms: float = 0,
         rate_limit_rps: float | None = None,
+        rate_limit_window: str = "bucket",
         token_ttl_s: float = 3600,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -385,7 +428,9 @@ class BloggerEmulator:
         self._refresh_revoked = False
         self._client_deleted = False
         self._page_key = secrets.token_bytes(32)
-        self._bucket = _Bucket(rate_limit_rps) if rate_limit_rps else None
+        self._rate_limit = (
+            RATE_LIMITERS[rate_limit_window](rate_limit_rps) if rate_limit_rps else None
+        )
         self._handlers: dict[str, Callable[[_Request], Reply]] = {
             "token": self._token,
             "authorize": self._authorize,
@@ -507,9 +552,9 @@ class BloggerEmulator:
 
     def _dispatch(self, req: _Request) -> Reply:
         is_api = req.route in API_ROUTES
-        if is_api and self._bucket is not None:
+        if is_api and self._rate_limit is not None:
             with self._lock:
-                allowed = self._bucket.take()
+                allowed = self._rate_limit.take()
                 self.rate_limited += not allowed
             if not allowed:
                 return _fault_reply(Fault("429", retry_after=1))
