@@ -295,8 +295,8 @@ class BloggerStream(RESTStream[str | None]):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        self.tap.before_request(self.name)
-        return super()._request(prepared_request, context)
+        with self.tap.api_request(self.name):
+            return super()._request(prepared_request, context)
 
     def _request_page(
         self,

@@ -9,6 +9,7 @@ its pages itself, in order; they have just already arrived.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,51 +22,81 @@ _DONE = object()
 
 
 class RateLimiter:
-    """Token bucket shared by every thread, which backs off when the API says "too many".
+    """At most `rate` requests in any one-second window over every thread (`rate` 0: no
+    ceiling), slowing everyone down together when the API says "too many".
 
-    It allows at most `rate` requests per second on average, in bursts of at most `rate`
-    (`rate` 0: no ceiling). A rate-limit answer (429, or 403 rateLimitExceeded) holds every
-    thread for the wait the retry uses and halves the rate (once for all the refusals that
-    arrive during that hold), from the ceiling or, without one, from the rate of the last
-    second; each success then wins a little of it back, never past the rate that was refused.
-    So concurrent workers slow down together instead of spending each other's retries in a
-    storm.
+    A bucket of `rate` tokens: a request takes one, which comes back a second after its
+    response. The server saw the request before that response, so however late a request
+    leaves or arrives, no second-long window at the server holds more than `rate` of them,
+    whichever way it counts: a token bucket as deep as its rate, per calendar second, or over
+    any sliding second. Up to `rate` requests may still go at once, which a short run or a
+    burst of small listings uses.
+
+    A rate-limit answer (429, or 403 rateLimitExceeded) holds every thread for the wait the
+    retry uses and halves the rate, once for all the refusals that arrive during that hold,
+    from the ceiling or, without one, from the rate of the last second. Until the rate is won
+    back (a little with each success, never past the rate that was refused) requests are evenly
+    spaced instead of in bursts, so the retries do not meet a full server count again.
     """
 
     RECOVERY = 1.05  # per successful response: from half to the full rate in 15 responses
     MIN_RATE = 1.0
+    WINDOW = 1.0  # seconds after its response that a request's token comes back
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self._limit = rate  # the rate never to go beyond again
-        self._tokens = rate
-        self._stamp = time.monotonic()
-        self._resume_at = 0.0
-        self._recent: deque[float] = deque(maxlen=256)  # request times, while there is no rate
-        self._lock = threading.Lock()
+        self._resume_at = 0.0  # the end of a hold
+        self._next_at = 0.0  # the earliest next request while the rate is being won back
+        self._in_flight = 0
+        self._returns: deque[float] = deque()  # when finished requests' tokens come back
+        self._recent: deque[float] = deque(maxlen=256)  # request times, for a rate to halve
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def request(self) -> t.Iterator[None]:
+        """Wait for a token, hold it during the request, and send it back a window later."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                wait = self._resume_at - now
-                if wait <= 0 and self.rate <= 0:
-                    self._recent.append(now)
-                    return
-                if wait <= 0:
-                    self._tokens = min(
-                        max(self.rate, 1.0), self._tokens + (now - self._stamp) * self.rate
-                    )
-                    self._stamp = now
-                    if self._tokens >= 1:
-                        self._tokens -= 1
-                        return
-                    wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
+        with self._changed:
+            while (wait := self._wait(time.monotonic())) != 0:
+                self._changed.wait(wait)
+            now = time.monotonic()
+            self._in_flight += 1
+            self._recent.append(now)
+            if 0 < self.rate < self._limit:
+                self._next_at = now + 1 / self.rate
+
+    def release(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._returns.append(time.monotonic() + self.WINDOW)
+            self._changed.notify_all()
+
+    def _wait(self, now: float) -> float | None:
+        """Seconds until a request may go: 0 now, None once a request in flight is back."""
+        hold = max(self._resume_at, self._next_at) - now
+        if hold > 0:
+            return hold
+        returns = self._returns
+        while returns and returns[0] <= now:
+            returns.popleft()
+        tokens = max(int(self.rate), 1)
+        out = self._in_flight + len(returns)
+        if self.rate <= 0 or out < tokens:
+            return 0
+        # After a halving, more tokens may be out than the bucket now holds: wait for enough.
+        back = out - tokens  # tokens to come back, then one more is free
+        return returns[back] - now if back < len(returns) else None
 
     def rate_limited(self, wait: float) -> None:
         """The API refused a request for its rate: hold everyone for `wait`, then go slower."""
-        with self._lock:
+        with self._changed:
             now = time.monotonic()
             holding = now < self._resume_at  # refusals of one burst slow down once, not each
             self._resume_at = max(self._resume_at, now + wait)
@@ -75,12 +106,11 @@ class RateLimiter:
                 last_second = sum(1 for at in self._recent if at > now - 1)
                 self.rate = self._limit = float(max(last_second, 2))
             self.rate = max(self.MIN_RATE, self.rate / 2)
-            self._tokens = 0.0
-            self._stamp = self._resume_at
+            self._next_at = self._resume_at + 1 / self.rate
 
     def succeeded(self) -> None:
         if self.rate > 0 and self.rate < self._limit:
-            with self._lock:
+            with self._changed:
                 self.rate = min(self._limit, self.rate * self.RECOVERY)
 
 

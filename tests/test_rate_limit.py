@@ -10,7 +10,7 @@ import pytest
 
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
 from tap_blogger.tap import TapBlogger
-from tests.blogger_emulator import API_ROUTES, BloggerEmulator, Dataset
+from tests.blogger_emulator import API_ROUTES, RATE_LIMITERS, BloggerEmulator, Dataset
 from tests.conftest import run_tap
 
 
@@ -57,16 +57,54 @@ def test_a_server_rate_limit_below_the_ceiling_slows_the_run_instead_of_failing_
     assert 0 < refused <= 25
 
 
-def test_the_default_rate_gets_no_429_from_a_server_allowing_that_rate():
-    # The 20-blog dataset needs more requests than one second's burst: the bucket's
-    # sustained rate is what the server sees too.
-    rate = TapBlogger.config_jsonschema["properties"]["requests_per_second"]["default"]
-    with BloggerEmulator(Dataset.named("agency"), rate_limit_rps=rate, latency_ms=20) as emu:
-        result = run_tap(emu.oauth_config())
+@pytest.mark.parametrize("window", sorted(RATE_LIMITERS))
+def test_a_server_allowing_the_configured_rate_never_refuses_a_request(window):
+    # However the server counts its requests per second. 20 blogs need 74 requests: more
+    # than a second's worth at this rate.
+    rate = 30
+    with BloggerEmulator(
+        Dataset.named("agency"), rate_limit_rps=rate, rate_limit_window=window, latency_ms=20
+    ) as emu:
+        result = run_tap({**emu.oauth_config(), "requests_per_second": rate})
         refused, requests = emu.rate_limited, sum(emu.counts.values())
     assert result.returncode == 0, result.stderr[-2000:]
-    assert requests > rate
+    assert requests > 2 * rate
     assert refused == 0
+
+
+@pytest.mark.parametrize("window", sorted(RATE_LIMITERS))
+def test_the_default_rate_gets_no_429_from_a_server_allowing_that_rate(window):
+    rate = TapBlogger.config_jsonschema["properties"]["requests_per_second"]["default"]
+    with BloggerEmulator(
+        Dataset.named("agency"), rate_limit_rps=rate, rate_limit_window=window, latency_ms=20
+    ) as emu:
+        result = run_tap(emu.oauth_config())
+        refused = emu.rate_limited
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert refused == 0
+
+
+def test_no_second_long_window_holds_more_requests_than_the_rate():
+    # Requests of 0 to 0.2 s from 4 threads: a token comes back a second after its response.
+    limiter = RateLimiter(10)
+    sent: list[float] = []
+
+    def worker(durations: list[float]) -> None:
+        for duration in durations:
+            with limiter.request():
+                sent.append(time.monotonic())
+                time.sleep(duration)
+
+    threads = [threading.Thread(target=worker, args=([0.2 * (i % 2)] * 7,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent.sort()
+    assert len(sent) == 28
+    assert sent[9] - sent[0] < 0.5, "the first second's requests did not go at once"
+    for i, at in enumerate(sent):
+        assert sum(1 for later in sent[i:] if later < at + 1) <= 10, (i, sent)
 
 
 def test_users_self_is_read_with_the_blog_list_not_after_every_listing():
