@@ -21,8 +21,13 @@ class UsersStream(BloggerStream):
     records_key = None
     paginated = False
 
+    @property
+    def identifies_a_user(self) -> bool:
+        """Whether the credentials name a user: an API key names none."""
+        return self.tap.credential_mode != "api_key"
+
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        if self.tap.credential_mode == "api_key":
+        if not self.identifies_a_user:
             self.logger.warning(
                 "Skipping stream 'users': an API key identifies no user (OAuth is needed)."
             )
@@ -44,24 +49,31 @@ class BlogsStream(BloggerStream):
         self.tap.plan_listings(self.child_streams, [{"blog_id": b.get("id")} for b in blogs])
         yield from blogs
 
+    @property
+    def lists_the_users_blogs(self) -> bool:
+        """Whether the blogs come from `users/self/blogs`: none is set in `blog_ids` or
+        `blog_urls`."""
+        return next(self.configured_blogs(), None) is None
+
     def _blogs(self, context: Context | None) -> t.Iterator[dict]:
-        if not (self.config.get("blog_ids") or self.config.get("blog_urls")):
+        if self.lists_the_users_blogs:
             yield from super().get_records(context)
             return
         seen: set[str] = set()
-        for kind, value in self._configured_blogs():
-            blog = self._fetch_blog(kind, value, context)
+        for kind, value in self.configured_blogs():
+            blog = self.fetch_blog(kind, value, context)
             if blog.get("id") not in seen:
                 seen.add(blog.get("id"))
                 yield blog
 
-    def _configured_blogs(self) -> t.Iterator[tuple[str, str]]:
+    def configured_blogs(self) -> t.Iterator[tuple[str, str]]:
+        """(setting, value) of each blog named in `blog_ids`, then in `blog_urls`."""
         for blog_id in self.config.get("blog_ids") or []:
             yield "blog_ids", blog_id
         for url in self.config.get("blog_urls") or []:
             yield "blog_urls", url
 
-    def _fetch_blog(self, setting: str, value: str, context: Context | None) -> dict:
+    def fetch_blog(self, setting: str, value: str, context: Context | None) -> dict:
         path, params = (
             (f"blogs/{value}", {}) if setting == "blog_ids" else ("blogs/byurl", {"url": value})
         )

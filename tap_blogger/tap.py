@@ -199,8 +199,6 @@ class TapBlogger(Tap):
 
     @property
     def user_agent(self) -> str:
-        from tap_blogger import __version__
-
         return self.config.get("user_agent") or f"tap-blogger/{__version__}"
 
     @property
@@ -253,11 +251,9 @@ class TapBlogger(Tap):
         if self.prefetcher is None:
             return
         blogs, users = self.streams["blogs"], self.streams["users"]
-        wanted = blogs.selected or blogs.has_selected_descendents
-        configured = self.config.get("blog_ids") or self.config.get("blog_urls")
-        if wanted and not configured:
+        if (blogs.selected or blogs.has_selected_descendents) and blogs.lists_the_users_blogs:
             self._plan(blogs, None)
-        if users.selected and self.credential_mode != "api_key":
+        if users.selected and users.identifies_a_user:
             self._plan(users, None, aside=True)
 
     def _plan(self, stream: t.Any, context: dict | None, *, aside: bool = False) -> None:
@@ -294,15 +290,13 @@ class TapBlogger(Tap):
         """`--test`: the token request and one or two cheap reads, not a sync."""
         streams_ = self.streams
         blogs = streams_["blogs"]
-        if self.credential_mode != "api_key":
+        if streams_["users"].identifies_a_user:
             user = next(iter(streams_["users"].request_records(None)))
             who = f"authenticated as {user.get('displayName') or user.get('id')}"
         else:
             who = "API key accepted"
-        configured = [*(self.config.get("blog_ids") or []), *(self.config.get("blog_urls") or [])]
-        if configured:
-            kind = "blog_ids" if self.config.get("blog_ids") else "blog_urls"
-            blog = blogs._fetch_blog(kind, configured[0], None)
+        if first := next(blogs.configured_blogs(), None):
+            blog = blogs.fetch_blog(*first, None)
             reach = f"blog {blog.get('name')!r} ({blog.get('id')}) is readable"
         else:
             count = sum(1 for _ in blogs.request_records(None))
