@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tap_blogger.concurrency import ListingPrefetcher, RateLimiter
-from tap_blogger.tap import TapBlogger
 from tests.blogger_emulator import API_ROUTES, RATE_LIMITERS, BloggerEmulator, Dataset
 from tests.conftest import run_tap
 
@@ -69,18 +68,6 @@ def test_a_server_allowing_the_configured_rate_never_refuses_a_request(window):
         refused, requests = emu.rate_limited, sum(emu.counts.values())
     assert result.returncode == 0, result.stderr[-2000:]
     assert requests > 2 * rate
-    assert refused == 0
-
-
-@pytest.mark.parametrize("window", sorted(RATE_LIMITERS))
-def test_the_default_rate_gets_no_429_from_a_server_allowing_that_rate(window):
-    rate = TapBlogger.config_jsonschema["properties"]["requests_per_second"]["default"]
-    with BloggerEmulator(
-        Dataset.named("agency"), rate_limit_rps=rate, rate_limit_window=window, latency_ms=20
-    ) as emu:
-        result = run_tap(emu.oauth_config())
-        refused = emu.rate_limited
-    assert result.returncode == 0, result.stderr[-2000:]
     assert refused == 0
 
 

@@ -230,14 +230,17 @@ _VALIDATOR = jsonschema.Draft7Validator(
 )
 
 
+def _quiet_shaper() -> RecordShaper:
+    return RecordShaper(
+        "posts", _POST_SCHEMA, logger=types.SimpleNamespace(warning=lambda *a: None)
+    )
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_post)
 def test_any_blogger_shaped_item_is_emitted_valid_or_refused_clearly(item):
-    shaper = RecordShaper(
-        "posts", _POST_SCHEMA, logger=types.SimpleNamespace(warning=lambda *a: None)
-    )
     try:
-        record = shaper.shape(dict(item))
+        record = _quiet_shaper().shape(dict(item))
     except BadRecordError as exc:
         assert "posts" in str(exc)
         return
@@ -251,12 +254,6 @@ def _walked(shaper: RecordShaper, items: list) -> list[dict] | BadRecordError:
         return [shaper.shape(dict(item)) for item in items]
     except BadRecordError as exc:
         return exc
-
-
-def _quiet_shaper() -> RecordShaper:
-    return RecordShaper(
-        "posts", _POST_SCHEMA, logger=types.SimpleNamespace(warning=lambda *a: None)
-    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
