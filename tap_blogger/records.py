@@ -327,7 +327,7 @@ def _each(convert: t.Callable[[t.Any], t.Any]) -> t.Callable[[list], list]:
 
 
 def _conversion_plan(plan: dict) -> Conversions:
-    """The fields decoding leaves as they travel, as (key, converter, None) for a value to
+    """The fields decoding leaves unconverted, as (key, converter, None) for a value to
     convert and (key, None, nested conversions) for an object or a list of objects."""
     steps = []
     for key, (kind, nested) in plan.items():
