@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import logging
 import typing as t
 
+from singer_sdk.helpers._state import get_state_if_exists
 from singer_sdk.helpers.types import Context
+from singer_sdk.streams._state import StreamStateManager
 
 from tap_blogger.client import BloggerStream
 from tap_blogger.errors import BloggerAPIError
@@ -97,6 +101,12 @@ class BlogsStream(BloggerStream):
         return {"blog_id": record["id"]}
 
 
+# The scratch copy's manager logs "Starting incremental sync" as it writes, as the SDK's
+# does when the sync really starts: once is enough.
+_SCRATCH_LOGGER = "tap-blogger.starting-values"
+logging.getLogger(_SCRATCH_LOGGER).setLevel(logging.WARNING)
+
+
 class BlogChildStream(BloggerStream):
     """A listing under one blog; its state is kept per blog."""
 
@@ -104,6 +114,40 @@ class BlogChildStream(BloggerStream):
     extra_ids: t.ClassVar[tuple[str, ...]] = ("blog_id",)
     state_partitioning_keys: t.ClassVar[list[str]] = ["blog_id"]
     statuses_setting: t.ClassVar[str]
+
+    def __init__(self, tap: t.Any) -> None:
+        super().__init__(tap)
+        self._starting_values: dict[str, t.Any] = {}
+
+    def get_starting_replication_key_value(self, context: Context | None) -> t.Any:
+        """The value the SDK writes as the sync of a blog starts, worked out by the SDK's own
+        rules on a copy of the blog's state: a listing planned ahead of the sync must not put
+        its blog into STATE messages before a sequential run would. A blog's starting value
+        holds for the whole run, so it is worked out once, on the sync's thread."""
+        if self.replication_key is None or context is None:
+            return None
+        blog_id = context["blog_id"]
+        if blog_id not in self._starting_values:
+            self._starting_values[blog_id] = self._starting_value({"blog_id": blog_id})
+        return self._starting_values[blog_id]
+
+    def _starting_value(self, partition: dict) -> t.Any:
+        found = get_state_if_exists(self.tap_state, self.name, partition)
+        copied = {"partitions": [copy.deepcopy(found)]} if found else {}
+        scratch = StreamStateManager(
+            tap_name=_SCRATCH_LOGGER,
+            stream_name=self.name,
+            tap_state={"bookmarks": {self.name: copied}},
+            state_partitioning_keys=self.state_partitioning_keys,
+        )
+        scratch.write_starting_replication_value(
+            context=partition,
+            replication_method=self.replication_method,
+            replication_key=self.replication_key,
+            config=dict(self.config),
+            compare_start_date_fn=self.compare_start_date,
+        )
+        return scratch.get_starting_replication_value(partition, self.replication_method)
 
     def status_params(self) -> dict[str, t.Any]:
         statuses = [s.upper() for s in self.config[self.statuses_setting]]

@@ -241,8 +241,9 @@ class TapBlogger(Tap):
             for stream in streams_:
                 if not stream.selected:
                     continue
-                # The bookmark decides the query (startDate) and where paging stops.
-                stream._write_starting_replication_value(context)
+                # The bookmark decides the query (startDate) and where paging stops: worked
+                # out here, on the sync's thread, before a worker needs it.
+                stream.get_starting_replication_key_value(context)
                 self._plan(stream, dict(context))
 
     def _plan_first_reads(self) -> None:
