@@ -127,11 +127,12 @@ class RecordShaper:
         self.stream_name = stream_name
         self.plan = build_field_plan(schema)
         self.logger = logger
-        self.records_key = records_key
+        # Where a listing's body holds its records; a single resource (None) has no listing.
+        self.records_key = records_key or "items"
         self._warned_unknown: set[str] = set()
         record_type = _wire_type(self.plan, stream_name)
         self._read_record = msgspec.json.Decoder(record_type).decode
-        self._read_list = msgspec.json.Decoder(_list_type(record_type, records_key)).decode
+        self._read_list = msgspec.json.Decoder(_list_type(record_type, self.records_key)).decode
         self._conversions = _conversion_plan(self.plan)
 
     def read_page(self, content: bytes) -> dict:
@@ -149,7 +150,7 @@ class RecordShaper:
 
     def records(self, body: dict) -> list[dict]:
         """The shaped records of a body `read_page` made."""
-        key = self.records_key or "items"
+        key = self.records_key
         decoded = body.pop(_DECODED, None)
         if decoded is not None:
             items, content = decoded
@@ -161,7 +162,7 @@ class RecordShaper:
 
     def _walk_page(self, content: bytes) -> dict:
         """The general walk over a page the typed decoding refused."""
-        key = self.records_key or "items"
+        key = self.records_key
         body = read_body(content)
         items = body.get(key) or []
         body[key] = [self.shape(item) for item in (items if isinstance(items, list) else [items])]
@@ -296,14 +297,14 @@ def _wire_field(spec: tuple[str, t.Any], name: str) -> t.Any:
     return _WIRE_SCALARS[kind]
 
 
-def _list_type(record_type: type, records_key: str | None) -> type:
+def _list_type(record_type: type, records_key: str) -> type:
     return msgspec.defstruct(
         "Page",
         [
             ("items", list[record_type] | None | UnsetType, UNSET),
             ("nextPageToken", str | UnsetType, UNSET),
         ],
-        rename={"items": records_key or "items"},
+        rename={"items": records_key},
     )
 
 
