@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import typing as t
@@ -133,7 +132,7 @@ class BlogChildStream(BloggerStream):
 
     def _starting_value(self, partition: dict) -> t.Any:
         found = get_state_if_exists(self.tap_state, self.name, partition)
-        copied = {"partitions": [copy.deepcopy(found)]} if found else {}
+        copied = {"partitions": [{**found}]} if found else {}  # only a top-level key is written
         scratch = StreamStateManager(
             tap_name=_SCRATCH_LOGGER,
             stream_name=self.name,

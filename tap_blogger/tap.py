@@ -241,8 +241,9 @@ class TapBlogger(Tap):
             for stream in streams_:
                 if not stream.selected:
                     continue
-                # The bookmark decides the query (startDate) and where paging stops: worked
-                # out here, on the sync's thread, before a worker needs it.
+                # The bookmark decides the query (startDate) and where paging stops. It is
+                # worked out now, on the sync's thread: a worker reading the live state could
+                # meet the sync writing the same blog's entry.
                 stream.get_starting_replication_key_value(context)
                 self._plan(stream, dict(context))
 
