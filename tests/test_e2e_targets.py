@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tap_blogger.tap import SETTINGS
 from tests.blogger_emulator import BloggerEmulator, Dataset
 
 pytest_plugins = ["tests.pg_server"]
@@ -459,6 +460,7 @@ def test_meltano_yml_declares_every_tap_setting() -> None:
     (tap,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-blogger"]
     declared = {s["name"]: s for s in tap["settings"]}
     builtin = {"faker_config", "flattening_max_key_length", "flattening_separator"}
+    own = set(SETTINGS.to_dict()["properties"])
 
     def kind_of(spec: dict) -> str:
         types = spec.get("type", [])
@@ -475,4 +477,6 @@ def test_meltano_yml_declares_every_tap_setting() -> None:
         assert bool(declared[name].get("sensitive")) == bool(spec.get("secret")), name
         if "value" in declared[name] or "default" in spec:
             assert declared[name].get("value") == spec.get("default"), f"{name}: default differs"
+        if name in own:  # the SDK's built-in settings carry Meltano's own wording
+            assert declared[name].get("description") == spec["description"], name
     assert set(about["capabilities"]) <= set(tap["capabilities"])
