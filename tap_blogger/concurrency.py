@@ -33,10 +33,13 @@ class RateLimiter:
     burst of small listings uses.
 
     A rate-limit answer (429, or 403 rateLimitExceeded) holds every thread for the wait the
-    retry uses and halves the rate, once for all the refusals that arrive during that hold,
-    from the ceiling or, without one, from the rate of the last second. Until the rate is won
-    back (a little with each success, never past the rate that was refused) requests are evenly
-    spaced instead of in bursts, so the retries do not meet a full server count again.
+    retry uses and halves the rate, once for all the refusals that arrive during that hold:
+    from the ceiling, or from the requests the server accepted in the last second if those were
+    fewer (what it allows, not what we asked for: with a ceiling far above the server's limit,
+    halving from the ceiling would take more refusals than one request's three attempts).
+    Until the rate is won back (a little with each success, never past the ceiling or, without
+    one, the rate that was refused) requests are evenly spaced instead of in bursts, so the
+    retries do not meet a full server count again.
     """
 
     RECOVERY = 1.05  # per successful response: from half to the full rate in 15 responses
@@ -50,7 +53,8 @@ class RateLimiter:
         self._next_at = 0.0  # the earliest next request while the rate is being won back
         self._in_flight = 0
         self._returns: deque[float] = deque()  # when finished requests' tokens come back
-        self._recent: deque[float] = deque(maxlen=256)  # request times, for a rate to halve
+        self._recent: deque[float] = deque(maxlen=256)  # request times: the rate refused
+        self._accepted: deque[float] = deque(maxlen=256)  # times of successful responses
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -103,15 +107,20 @@ class RateLimiter:
             if holding:
                 return
             if self.rate <= 0:
-                last_second = sum(1 for at in self._recent if at > now - 1)
-                self.rate = self._limit = float(max(last_second, 2))
-            self.rate = max(self.MIN_RATE, self.rate / 2)
+                self.rate = self._limit = float(max(_within_a_second(self._recent, now), 2))
+            accepted = _within_a_second(self._accepted, now)
+            self.rate = max(self.MIN_RATE, min(self.rate, accepted) / 2)
             self._next_at = self._resume_at + 1 / self.rate
 
     def succeeded(self) -> None:
-        if self.rate > 0 and self.rate < self._limit:
-            with self._changed:
+        with self._changed:
+            self._accepted.append(time.monotonic())
+            if 0 < self.rate < self._limit:
                 self.rate = min(self._limit, self.rate * self.RECOVERY)
+
+
+def _within_a_second(times: deque[float], now: float) -> int:
+    return sum(1 for at in times if at > now - 1)
 
 
 class _Listing:

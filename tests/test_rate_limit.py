@@ -13,8 +13,15 @@ from tests.blogger_emulator import API_ROUTES, RATE_LIMITERS, BloggerEmulator, D
 from tests.conftest import run_tap
 
 
+def _accepted(limiter: RateLimiter, count: int) -> None:
+    for _ in range(count):
+        with limiter.request():
+            limiter.succeeded()
+
+
 def test_a_refusal_holds_everyone_then_halves_the_rate_once_per_hold():
     limiter = RateLimiter(20)
+    _accepted(limiter, 20)
     limiter.rate_limited(0.3)
     limiter.rate_limited(0.3)  # another worker's refusal from the same burst
     assert limiter.rate == 10
@@ -23,8 +30,18 @@ def test_a_refusal_holds_everyone_then_halves_the_rate_once_per_hold():
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_refusal_far_below_the_ceiling_halves_what_the_server_accepted():
+    # Halving a ceiling of 100 towards a server that takes 6 a second would need more
+    # refusals than one request's three attempts allow.
+    limiter = RateLimiter(100)
+    _accepted(limiter, 6)
+    limiter.rate_limited(0)
+    assert limiter.rate == 3
+
+
 def test_successes_win_the_rate_back_but_never_past_the_ceiling():
     limiter = RateLimiter(20)
+    _accepted(limiter, 20)
     limiter.rate_limited(0)
     for _ in range(100):
         limiter.succeeded()
@@ -33,8 +50,7 @@ def test_successes_win_the_rate_back_but_never_past_the_ceiling():
 
 def test_without_a_ceiling_the_refused_rate_becomes_one():
     limiter = RateLimiter(0)
-    for _ in range(12):
-        limiter.acquire()  # twelve requests within the last second
+    _accepted(limiter, 12)  # twelve requests within the last second
     limiter.rate_limited(0)
     assert limiter.rate == 6
     for _ in range(100):
