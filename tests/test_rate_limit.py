@@ -49,13 +49,17 @@ def test_successes_win_the_rate_back_but_never_past_the_ceiling():
 
 
 def test_without_a_ceiling_the_refused_rate_becomes_one():
+    # Twelve requests went within the last second; the server accepted eight of them.
     limiter = RateLimiter(0)
-    _accepted(limiter, 12)  # twelve requests within the last second
+    for sent in range(12):
+        with limiter.request():
+            if sent < 8:
+                limiter.succeeded()
     limiter.rate_limited(0)
-    assert limiter.rate == 6
+    assert limiter.rate == 4  # half of what the server accepted
     for _ in range(100):
         limiter.succeeded()
-    assert limiter.rate == 12
+    assert limiter.rate == 12  # won back up to what was sent when refused, not beyond
 
 
 @pytest.mark.parametrize(
